@@ -1,0 +1,57 @@
+import canonicalize from 'canonicalize';
+import { sha256Hex, nowSeconds } from '../store/ids.ts';
+import type { Db } from '../store/db.ts';
+import type { AuditEvent, AuditRecord } from './entry.ts';
+
+/** Hash of the (empty) log before its first entry. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Hashes a token so that the audit log can name it without storing it. */
+export function tokenDigest(token: string): string {
+  return sha256Hex(token).slice(0, 32);
+}
+
+/**
+ * Appends an event. Each entry's hash is SHA-256 over the previous hash and the RFC 8785
+ * canonical form of the entry, so changing or removing an entry breaks every later hash.
+ * The head row is updated first inside the transaction, which locks it on PostgreSQL and
+ * serializes appenders across processes.
+ */
+export async function appendAudit(db: Db, tenantId: string, event: AuditEvent): Promise<AuditRecord> {
+  return db.transaction().execute(async (trx) => {
+    const head = await trx.updateTable('audit_head').set((eb) => ({ seq: eb('seq', '+', 1) })).where('id', '=', 1).returning(['seq', 'hash']).executeTakeFirst();
+
+    let seq: number;
+    let prevHash: string;
+    if (head === undefined) {
+      await trx.insertInto('audit_head').values({ id: 1, seq: 1, hash: GENESIS_HASH }).execute();
+      seq = 1;
+      prevHash = GENESIS_HASH;
+    } else {
+      seq = Number(head.seq);
+      prevHash = head.hash;
+    }
+
+    const createdAt = nowSeconds();
+    const entry = canonicalEntry(seq, tenantId, createdAt, event);
+    const hash = chainHash(prevHash, entry);
+
+    await trx.insertInto('audit_log').values({ seq, tenant_id: tenantId, created_at: createdAt, entry, hash, prev_hash: prevHash }).execute();
+    await trx.updateTable('audit_head').set({ hash }).where('id', '=', 1).execute();
+    return { seq, created_at: createdAt, tenant_id: tenantId, event, hash, prev_hash: prevHash };
+  });
+}
+
+export function canonicalEntry(seq: number, tenantId: string, createdAt: number, event: AuditEvent): string {
+  const text = canonicalize({ seq, tenant_id: tenantId, created_at: createdAt, ...stripUndefined(event) });
+  if (text === undefined) throw new Error('The audit event cannot be canonicalized.');
+  return text;
+}
+
+export function chainHash(prevHash: string, entry: string): string {
+  return sha256Hex(`${prevHash}\n${entry}`);
+}
+
+function stripUndefined(event: AuditEvent): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(event)) as Record<string, unknown>;
+}

@@ -1,0 +1,55 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import csrf from '@fastify/csrf-protection';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { ServerContext } from '../context.ts';
+import { handleError } from './error-handler.ts';
+import { registerFormParser } from './form.ts';
+import { newId } from '../store/ids.ts';
+
+export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void | Promise<void>;
+
+/** Builds the Fastify app with the security headers, parsers, error mapping and every route module. */
+export async function buildApp(ctx: ServerContext, routes: RouteModule[]): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger,
+    genReqId: () => newId('req'),
+    trustProxy: false,
+    bodyLimit: 1024 * 1024,
+    // Fastify's default would answer a 404 and 400 with its own JSON; ours goes through handleError.
+    return503OnClosing: true,
+  });
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    const body = request.url.startsWith('/admin/')
+      ? { type: 'about:blank', title: 'Not Found', status: 404, detail: `No route ${request.method} ${request.url.split('?')[0] ?? ''}.` }
+      : { error: 'invalid_request', error_description: 'Not found.' };
+    return reply.code(404).type(request.url.startsWith('/admin/') ? 'application/problem+json' : 'application/json').send(body);
+  });
+
+  registerFormParser(app);
+  await app.register(cookie);
+  await app.register(csrf, { cookieOpts: { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.config.issuer.startsWith('https:') }, sessionPlugin: '@fastify/cookie' });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        // Over plain http (loopback development) this directive would send form posts to https.
+        upgradeInsecureRequests: ctx.config.issuer.startsWith('https:') ? [] : null,
+      },
+    },
+    frameguard: { action: 'deny' },
+    hsts: ctx.config.issuer.startsWith('https:'),
+  });
+  await app.register(rateLimit, { global: false });
+
+  for (const register of routes) await register(app, ctx);
+  return app;
+}

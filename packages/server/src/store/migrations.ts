@@ -1,0 +1,253 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+
+type Dialect = 'sqlite' | 'postgres';
+
+/** Migrations in order. Each is written once for both dialects; only the audit triggers differ. */
+export function migrationsFor(dialect: Dialect): Record<string, Migration> {
+  return {
+    '0001_initial': { up: (db) => createInitialSchema(db) },
+    '0002_audit_append_only': { up: (db) => createAuditTriggers(db, dialect) },
+  };
+}
+
+async function createInitialSchema(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('tenants')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('users')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('username', 'text', (c) => c.notNull())
+    .addColumn('display_name', 'text', (c) => c.notNull())
+    .addColumn('email', 'text')
+    .addColumn('password_hash', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('users_tenant_username', ['tenant_id', 'username'])
+    .execute();
+
+  await db.schema
+    .createTable('roles')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('description', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('roles_tenant_name', ['tenant_id', 'name'])
+    .execute();
+
+  await db.schema
+    .createTable('role_permissions')
+    .addColumn('role_id', 'text', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+    .addColumn('resource', 'text', (c) => c.notNull())
+    .addColumn('action', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('role_permissions_pk', ['role_id', 'resource', 'action'])
+    .execute();
+
+  await db.schema
+    .createTable('clients')
+    .addColumn('client_id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('owner_user_id', 'text', (c) => c.references('users.id'))
+    .addColumn('token_endpoint_auth_method', 'text', (c) => c.notNull())
+    .addColumn('secret_digest', 'text')
+    .addColumn('jwks', 'text')
+    .addColumn('redirect_uris', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('clients_tenant_name', ['tenant_id', 'name'])
+    .execute();
+
+  await db.schema
+    .createTable('user_roles')
+    .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+    .addColumn('role_id', 'text', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+    .addPrimaryKeyConstraint('user_roles_pk', ['user_id', 'role_id'])
+    .execute();
+
+  await db.schema
+    .createTable('client_roles')
+    .addColumn('client_id', 'text', (c) => c.notNull().references('clients.client_id').onDelete('cascade'))
+    .addColumn('role_id', 'text', (c) => c.notNull().references('roles.id').onDelete('cascade'))
+    .addPrimaryKeyConstraint('client_roles_pk', ['client_id', 'role_id'])
+    .execute();
+
+  await db.schema
+    .createTable('resources')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('identifier', 'text', (c) => c.notNull().unique())
+    .addColumn('display_name', 'text', (c) => c.notNull())
+    .addColumn('access_token_ttl_seconds', 'integer', (c) => c.notNull())
+    .addColumn('upstream_base_url', 'text')
+    .addColumn('upstream_auth', 'text')
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('resources_tenant_name', ['tenant_id', 'name'])
+    .execute();
+
+  await db.schema
+    .createTable('resource_actions')
+    .addColumn('resource_id', 'text', (c) => c.notNull().references('resources.id').onDelete('cascade'))
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('description', 'text', (c) => c.notNull())
+    .addColumn('method', 'text', (c) => c.notNull())
+    .addColumn('path_prefix', 'text', (c) => c.notNull())
+    .addColumn('requires_approval', 'integer', (c) => c.notNull())
+    .addPrimaryKeyConstraint('resource_actions_pk', ['resource_id', 'name'])
+    .execute();
+
+  await db.schema
+    .createTable('delegations')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('user_id', 'text', (c) => c.notNull().references('users.id'))
+    .addColumn('client_id', 'text', (c) => c.notNull().references('clients.client_id'))
+    .addColumn('resource_id', 'text', (c) => c.notNull().references('resources.id'))
+    .addColumn('scope', 'text', (c) => c.notNull())
+    .addColumn('source', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('last_used_at', 'bigint')
+    .addColumn('revoked_at', 'bigint')
+    .addColumn('revoked_reason', 'text')
+    .execute();
+  await db.schema.createIndex('delegations_user').on('delegations').columns(['user_id']).execute();
+  await db.schema.createIndex('delegations_client').on('delegations').columns(['client_id']).execute();
+
+  await db.schema
+    .createTable('authorization_codes')
+    .addColumn('code_hash', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('delegation_id', 'text', (c) => c.notNull())
+    .addColumn('redirect_uri', 'text', (c) => c.notNull())
+    .addColumn('code_challenge', 'text', (c) => c.notNull())
+    .addColumn('scope', 'text', (c) => c.notNull())
+    .addColumn('resource_id', 'text', (c) => c.notNull())
+    .addColumn('nonce', 'text')
+    .addColumn('openid', 'integer', (c) => c.notNull())
+    .addColumn('auth_time', 'bigint', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addColumn('used_at', 'bigint')
+    .execute();
+
+  await db.schema
+    .createTable('refresh_tokens')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+    .addColumn('family_id', 'text', (c) => c.notNull())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('delegation_id', 'text', (c) => c.notNull())
+    .addColumn('resource_id', 'text', (c) => c.notNull())
+    .addColumn('scope', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('idle_expires_at', 'bigint', (c) => c.notNull())
+    .addColumn('used_at', 'bigint')
+    .addColumn('revoked_at', 'bigint')
+    .execute();
+  await db.schema.createIndex('refresh_tokens_family').on('refresh_tokens').columns(['family_id']).execute();
+  await db.schema.createIndex('refresh_tokens_delegation').on('refresh_tokens').columns(['delegation_id']).execute();
+
+  await db.schema
+    .createTable('sessions')
+    .addColumn('id_hash', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('user_id', 'text', (c) => c.notNull().references('users.id'))
+    .addColumn('csrf_secret', 'text', (c) => c.notNull())
+    .addColumn('auth_time', 'bigint', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('approvals')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('delegation_id', 'text', (c) => c.notNull())
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('resource_id', 'text', (c) => c.notNull())
+    .addColumn('action', 'text', (c) => c.notNull())
+    .addColumn('method', 'text', (c) => c.notNull())
+    .addColumn('path', 'text', (c) => c.notNull())
+    .addColumn('body_hash', 'text', (c) => c.notNull())
+    .addColumn('binding_hash', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addColumn('decided_at', 'bigint')
+    .addColumn('used_at', 'bigint')
+    .execute();
+
+  await db.schema
+    .createTable('connections')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('user_id', 'text', (c) => c.notNull().references('users.id'))
+    .addColumn('resource_id', 'text', (c) => c.notNull().references('resources.id'))
+    .addColumn('ciphertext', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('connections_user_resource', ['user_id', 'resource_id'])
+    .execute();
+
+  await db.schema
+    .createTable('signing_keys')
+    .addColumn('kid', 'text', (c) => c.primaryKey())
+    .addColumn('purpose', 'text', (c) => c.notNull())
+    .addColumn('alg', 'text', (c) => c.notNull())
+    .addColumn('public_jwk', 'text', (c) => c.notNull())
+    .addColumn('private_jwk_encrypted', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('client_assertion_ids')
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('jti', 'text', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('client_assertion_ids_pk', ['client_id', 'jti'])
+    .execute();
+
+  await db.schema
+    .createTable('audit_log')
+    .addColumn('seq', 'bigint', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('entry', 'text', (c) => c.notNull())
+    .addColumn('hash', 'text', (c) => c.notNull())
+    .addColumn('prev_hash', 'text', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('audit_head')
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('seq', 'bigint', (c) => c.notNull())
+    .addColumn('hash', 'text', (c) => c.notNull())
+    .execute();
+}
+
+/** The audit log refuses UPDATE and DELETE at the database, whichever code path asks. */
+async function createAuditTriggers(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  if (dialect === 'sqlite') {
+    await sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`.execute(db);
+    await sql`CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`.execute(db);
+    return;
+  }
+
+  await sql`CREATE FUNCTION audit_log_reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$`.execute(db);
+  await sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_reject_change()`.execute(db);
+  await sql`CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_reject_change()`.execute(db);
+  await sql`CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_reject_change()`.execute(db);
+}

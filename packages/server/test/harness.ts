@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { Writable } from 'node:stream';
+import { parseConfig } from '../src/config/load.ts';
+import type { ConfigInput } from '../src/config/schema.ts';
+import { startServer, type MandateServer } from '../src/server.ts';
+import { generateMasterKey } from '../src/crypto/master-key.ts';
+
+/** Which database the suite runs on: `MANDATE_TEST_DB=postgres` or SQLite by default. */
+export const TEST_DB = process.env.MANDATE_TEST_DB === 'postgres' ? 'postgres' : 'sqlite';
+export const TEST_POSTGRES_URL = process.env.MANDATE_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+
+export interface TestServer extends MandateServer {
+  issuer: string;
+  dataDir: string;
+  /** Every log line the server wrote, for assertions that secrets never reach the log. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/** Returns a free loopback port (the issuer must name the port before the server listens). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a real Mandate server on loopback with a fresh database (a temp SQLite file or a PostgreSQL schema). */
+export async function startTestServer(settings: Partial<ConfigInput> = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mandate-test-'));
+  const port = await freePort();
+  const schema = TEST_DB === 'postgres' ? await createSchema() : undefined;
+
+  const config = parseConfig({
+    issuer: `http://127.0.0.1:${port}`,
+    port,
+    dataDir,
+    masterKey: generateMasterKey(),
+    logLevel: 'info',
+    allowLoopbackUpstreams: true,
+    ...(TEST_DB === 'postgres' ? { databaseUrl: TEST_POSTGRES_URL } : {}),
+    ...settings,
+  });
+
+  const logs: string[] = [];
+  const logStream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logs.push(chunk.toString());
+      callback();
+    },
+  });
+  const server = await startServer(config, { store: { postgresSchema: schema }, logStream });
+
+  return {
+    ...server,
+    issuer: config.issuer,
+    dataDir,
+    logs,
+    stop: async () => {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+      if (schema !== undefined) await dropSchema(schema);
+    },
+  };
+}
+
+async function createSchema(): Promise<string> {
+  const name = `t_${Math.random().toString(36).slice(2, 12)}`;
+  const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await client.connect();
+  await client.query(`CREATE SCHEMA ${name}`);
+  await client.end();
+  return name;
+}
+
+async function dropSchema(name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await client.connect();
+  await client.query(`DROP SCHEMA ${name} CASCADE`);
+  await client.end();
+}
