@@ -15,8 +15,11 @@ export interface ServerContext {
   logger: FastifyBaseLogger;
   /** Tenant of every record until multi-tenancy is exposed. */
   tenantId: string;
-  /** Appends to the audit log; throws when the append fails, so callers can fail closed. */
-  audit(event: AuditEvent): Promise<void>;
+  /**
+   * Appends to the audit log; throws when the append fails, so callers can fail closed. Pass
+   * the caller's transaction to commit the entry together with the change it records.
+   */
+  audit(event: AuditEvent, trx?: Db): Promise<void>;
 }
 
 export const DEFAULT_TENANT = 'default';

@@ -64,8 +64,8 @@ export async function createContext(config: Config, options: CreateOptions = {})
     keys,
     logger,
     tenantId: DEFAULT_TENANT,
-    audit: async (event) => {
-      await appendAudit(store.db, DEFAULT_TENANT, event);
+    audit: async (event, trx) => {
+      await appendAudit(trx ?? store.db, DEFAULT_TENANT, event);
     },
   };
 }

@@ -58,3 +58,42 @@ export function secretMatches(client: Client, presented: string): boolean {
 export function redirectUrisOf(client: Client): string[] {
   return JSON.parse(client.redirect_uris) as string[];
 }
+
+/** Lists the tenant's clients of one kind, oldest first. */
+export async function listClients(ctx: Pick<ServerContext, 'db' | 'tenantId'>, kind: ClientTable['kind']): Promise<Client[]> {
+  return ctx.db.selectFrom('clients').selectAll().where('tenant_id', '=', ctx.tenantId).where('kind', '=', kind).orderBy('created_at').orderBy('name').execute();
+}
+
+/** Marks a client disabled so that it can no longer authenticate. Returns false for an unknown client_id. */
+export async function disableClient(ctx: Pick<ServerContext, 'db' | 'tenantId'>, clientId: string): Promise<boolean> {
+  const updated = await ctx.db.updateTable('clients').set({ status: 'disabled' }).where('tenant_id', '=', ctx.tenantId).where('client_id', '=', clientId).executeTakeFirst();
+  return Number(updated.numUpdatedRows) > 0;
+}
+
+/** Assigns a role to a client (an agent); assigning a role it already has changes nothing. */
+export async function addClientRole(ctx: Pick<ServerContext, 'db'>, clientId: string, roleId: string): Promise<void> {
+  await ctx.db.insertInto('client_roles').values({ client_id: clientId, role_id: roleId }).onConflict((oc) => oc.columns(['client_id', 'role_id']).doNothing()).execute();
+}
+
+/** Removes a role from a client; returns false when the client did not have it. */
+export async function removeClientRole(ctx: Pick<ServerContext, 'db'>, clientId: string, roleId: string): Promise<boolean> {
+  const deleted = await ctx.db.deleteFrom('client_roles').where('client_id', '=', clientId).where('role_id', '=', roleId).executeTakeFirst();
+  return Number(deleted.numDeletedRows) > 0;
+}
+
+/** Returns the role names of each given client, sorted. */
+export async function clientRoleNames(ctx: Pick<ServerContext, 'db' | 'tenantId'>, clientIds: string[]): Promise<Map<string, string[]>> {
+  const names = new Map<string, string[]>(clientIds.map((id) => [id, []]));
+  if (clientIds.length === 0) return names;
+
+  const rows = await ctx.db
+    .selectFrom('client_roles')
+    .innerJoin('roles', 'roles.id', 'client_roles.role_id')
+    .select(['client_roles.client_id', 'roles.name'])
+    .where('roles.tenant_id', '=', ctx.tenantId)
+    .where('client_roles.client_id', 'in', clientIds)
+    .orderBy('roles.name')
+    .execute();
+  for (const row of rows) names.get(row.client_id)?.push(row.name);
+  return names;
+}

@@ -1,4 +1,4 @@
-import canonicalize from 'canonicalize';
+import { canonicalJson } from '../util/canonical-json.ts';
 import { sha256Hex, nowSeconds } from '../store/ids.ts';
 import type { Db } from '../store/db.ts';
 import type { AuditEvent, AuditRecord } from './entry.ts';
@@ -18,7 +18,13 @@ export function tokenDigest(token: string): string {
  * serializes appenders across processes.
  */
 export async function appendAudit(db: Db, tenantId: string, event: AuditEvent): Promise<AuditRecord> {
-  return db.transaction().execute(async (trx) => {
+  // Inside a caller's transaction the entry commits or rolls back with the caller's change.
+  if (db.isTransaction) return appendInTransaction(db, tenantId, event);
+  return db.transaction().execute((trx) => appendInTransaction(trx, tenantId, event));
+}
+
+async function appendInTransaction(trx: Db, tenantId: string, event: AuditEvent): Promise<AuditRecord> {
+  {
     const head = await trx.updateTable('audit_head').set((eb) => ({ seq: eb('seq', '+', 1) })).where('id', '=', 1).returning(['seq', 'hash']).executeTakeFirst();
 
     let seq: number;
@@ -39,13 +45,11 @@ export async function appendAudit(db: Db, tenantId: string, event: AuditEvent): 
     await trx.insertInto('audit_log').values({ seq, tenant_id: tenantId, created_at: createdAt, entry, hash, prev_hash: prevHash }).execute();
     await trx.updateTable('audit_head').set({ hash }).where('id', '=', 1).execute();
     return { seq, created_at: createdAt, tenant_id: tenantId, event, hash, prev_hash: prevHash };
-  });
+  }
 }
 
 export function canonicalEntry(seq: number, tenantId: string, createdAt: number, event: AuditEvent): string {
-  const text = canonicalize({ seq, tenant_id: tenantId, created_at: createdAt, ...stripUndefined(event) });
-  if (text === undefined) throw new Error('The audit event cannot be canonicalized.');
-  return text;
+  return canonicalJson({ seq, tenant_id: tenantId, created_at: createdAt, ...stripUndefined(event) });
 }
 
 export function chainHash(prevHash: string, entry: string): string {

@@ -29,7 +29,7 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     request.log.info({ err: { code: (error as FastifyError).code, detail: error.message } }, 'malformed request');
     if (isAdmin) return reply.code(status).type('application/problem+json').send(new Problem(status, 'Bad Request', detail).toJSON());
     if (status === 429) return reply.code(429).send({ error: 'slow_down', error_description: 'Too many requests; wait a minute and try again.' });
-    return reply.code(status === 404 ? 404 : 400).send({ error: 'invalid_request', error_description: detail });
+    return reply.code(status).send({ error: 'invalid_request', error_description: detail });
   }
 
   request.log.error({ err: error }, 'unexpected error');
@@ -49,6 +49,8 @@ function publicRequestError(error: FastifyError): string {
       return 'The Content-Length header does not match the body.';
     default:
       if (error instanceof SyntaxError) return 'The request body is not valid JSON.';
-      return error.statusCode === 404 ? 'Not found.' : 'The request is malformed.';
+      if (error.statusCode === 404) return 'Not found.';
+      if (error.statusCode === 403) return 'The form is missing its CSRF token or the token is invalid; reload the page and try again.';
+      return 'The request is malformed.';
   }
 }

@@ -49,3 +49,50 @@ export async function authenticateUser(ctx: Pick<ServerContext, 'db' | 'tenantId
   const { password_hash: _hash, ...user } = row;
   return user;
 }
+
+const USER_COLUMNS = ['id', 'tenant_id', 'username', 'display_name', 'email', 'status', 'created_at'] as const;
+
+/** Finds a user by id, or by username when no user has that id. */
+export async function findUserByIdOrUsername(ctx: Pick<ServerContext, 'db' | 'tenantId'>, reference: string): Promise<User | undefined> {
+  return (await findUser(ctx, reference)) ?? (await findUserByUsername(ctx, reference));
+}
+
+/** Lists the tenant's users, oldest first. */
+export async function listUsers(ctx: Pick<ServerContext, 'db' | 'tenantId'>): Promise<User[]> {
+  return ctx.db.selectFrom('users').select(USER_COLUMNS).where('tenant_id', '=', ctx.tenantId).orderBy('created_at').orderBy('username').execute();
+}
+
+/** Marks a user disabled and ends their sessions; sign-in rejects disabled users. Returns false for an unknown id. */
+export async function disableUser(ctx: Pick<ServerContext, 'db' | 'tenantId'>, userId: string): Promise<boolean> {
+  const updated = await ctx.db.updateTable('users').set({ status: 'disabled' }).where('tenant_id', '=', ctx.tenantId).where('id', '=', userId).executeTakeFirst();
+  await ctx.db.deleteFrom('sessions').where('user_id', '=', userId).execute();
+  return Number(updated.numUpdatedRows) > 0;
+}
+
+/** Assigns a role to a user; assigning a role the user already has changes nothing. */
+export async function addUserRole(ctx: Pick<ServerContext, 'db'>, userId: string, roleId: string): Promise<void> {
+  await ctx.db.insertInto('user_roles').values({ user_id: userId, role_id: roleId }).onConflict((oc) => oc.columns(['user_id', 'role_id']).doNothing()).execute();
+}
+
+/** Removes a role from a user; returns false when the user did not have it. */
+export async function removeUserRole(ctx: Pick<ServerContext, 'db'>, userId: string, roleId: string): Promise<boolean> {
+  const deleted = await ctx.db.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', '=', roleId).executeTakeFirst();
+  return Number(deleted.numDeletedRows) > 0;
+}
+
+/** Returns the role names of each given user, sorted. */
+export async function userRoleNames(ctx: Pick<ServerContext, 'db' | 'tenantId'>, userIds: string[]): Promise<Map<string, string[]>> {
+  const names = new Map<string, string[]>(userIds.map((id) => [id, []]));
+  if (userIds.length === 0) return names;
+
+  const rows = await ctx.db
+    .selectFrom('user_roles')
+    .innerJoin('roles', 'roles.id', 'user_roles.role_id')
+    .select(['user_roles.user_id', 'roles.name'])
+    .where('roles.tenant_id', '=', ctx.tenantId)
+    .where('user_roles.user_id', 'in', userIds)
+    .orderBy('roles.name')
+    .execute();
+  for (const row of rows) names.get(row.user_id)?.push(row.name);
+  return names;
+}

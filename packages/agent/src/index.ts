@@ -1,0 +1,12 @@
+export { MandateAgent } from './mandate-agent.ts';
+export type { MandateAgentOptions, ScopeInput } from './mandate-agent.ts';
+export type { GatewayRequest } from './gateway.ts';
+export type { TokenResponse } from './token-response.ts';
+export type { ClientAssertionAlgorithm, ClientAssertionKey } from './signing-algorithm.ts';
+export {
+  ApprovalRequiredError,
+  ForbiddenError,
+  InvalidResponseError,
+  TokenEndpointError,
+  UnauthorizedError,
+} from './errors.ts';

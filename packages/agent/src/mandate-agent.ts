@@ -1,0 +1,176 @@
+import { discoverTokenEndpoint } from './authorization-server-metadata.ts';
+import { authenticateTokenRequest } from './client-authentication.ts';
+import type { ClientAuthentication } from './client-authentication.ts';
+import { sendGatewayRequest } from './gateway.ts';
+import type { GatewayRequest } from './gateway.ts';
+import { parseSecureUrl } from './secure-url.ts';
+import { inferSigningAlgorithm } from './signing-algorithm.ts';
+import type { ClientAssertionAlgorithm, ClientAssertionKey } from './signing-algorithm.ts';
+import { readTokenResponse } from './token-response.ts';
+import type { TokenResponse } from './token-response.ts';
+
+export interface MandateAgentOptions {
+  /** Issuer URL of the Mandate server, exactly as its metadata publishes it. */
+  issuer: string;
+  clientId: string;
+  /** Client secret, for client_secret_basic. Give this or `privateKey`, not both. */
+  clientSecret?: string;
+  /** Private key, for private_key_jwt (RFC 7523). Give this or `clientSecret`, not both. */
+  privateKey?: ClientAssertionKey;
+  /** Algorithm for the client assertion. Inferred from `privateKey` when left out. */
+  privateKeyAlg?: ClientAssertionAlgorithm;
+  /** `kid` header of the client assertion. Defaults to the `kid` of a JWK `privateKey`. */
+  keyId?: string;
+  /** fetch implementation for every request. Defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** A space-separated scope string, or a list of scope values. */
+export type ScopeInput = string | string[];
+
+const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+
+/**
+ * Client for an agent process: gets access tokens from the Mandate token
+ * endpoint and calls resources through the Mandate gateway.
+ *
+ * Every method sends exactly one request. The SDK never retries, never tries
+ * other credentials and never substitutes another token, so every failure
+ * reaches the caller as an error.
+ */
+export class MandateAgent {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly #authentication: ClientAuthentication;
+  readonly #fetch: typeof fetch;
+  #tokenEndpoint: Promise<URL> | undefined;
+
+  constructor(options: MandateAgentOptions) {
+    parseSecureUrl(options.issuer, 'issuer');
+    if (typeof options.clientId !== 'string' || options.clientId === '') {
+      throw new TypeError('clientId must be a non-empty string');
+    }
+    this.issuer = options.issuer;
+    this.clientId = options.clientId;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#authentication = chooseClientAuthentication(options);
+  }
+
+  /** Requests a token for the agent itself (RFC 6749 §4.4) for `resource` (RFC 8707). */
+  clientCredentials(request: { resource: string; scope?: ScopeInput }): Promise<TokenResponse> {
+    return this.#requestToken(
+      { grant_type: 'client_credentials', resource: request.resource },
+      request.scope,
+    );
+  }
+
+  /**
+   * Exchanges a refresh token for new tokens (RFC 6749 §6). Mandate rotates
+   * refresh tokens: the response carries a new one and the old one stops working.
+   */
+  refresh(request: { refreshToken: string; scope?: ScopeInput }): Promise<TokenResponse> {
+    return this.#requestToken(
+      { grant_type: 'refresh_token', refresh_token: request.refreshToken },
+      request.scope,
+    );
+  }
+
+  /**
+   * Exchanges a person's access token for one the agent holds on their behalf
+   * (RFC 8693 §2.1). Both tokens are sent with the access_token type URI.
+   */
+  exchangeToken(request: {
+    subjectToken: string;
+    actorToken?: string;
+    resource: string;
+    scope?: ScopeInput;
+  }): Promise<TokenResponse> {
+    const parameters: Record<string, string> = {
+      grant_type: GRANT_TYPE_TOKEN_EXCHANGE,
+      subject_token: request.subjectToken,
+      subject_token_type: TOKEN_TYPE_ACCESS_TOKEN,
+      resource: request.resource,
+    };
+    if (request.actorToken !== undefined) {
+      // RFC 8693 §2.1: actor_token_type is required whenever actor_token is sent.
+      parameters.actor_token = request.actorToken;
+      parameters.actor_token_type = TOKEN_TYPE_ACCESS_TOKEN;
+    }
+    return this.#requestToken(parameters, request.scope);
+  }
+
+  /**
+   * Sends one request through the gateway with `accessToken` and returns the
+   * response for any status except 401 (throws UnauthorizedError) and 403
+   * (throws ApprovalRequiredError for approval_required, else ForbiddenError).
+   * After a person approves, repeat the same request with `approvalId`.
+   */
+  async callGateway(request: GatewayRequest): Promise<Response> {
+    const gatewayBase = `${this.issuer.replace(/\/$/, '')}/gateway/`;
+    const url = parseSecureUrl(new URL(request.url, gatewayBase), 'gateway request URL');
+    return sendGatewayRequest(url, request, this.#fetch);
+  }
+
+  async #requestToken(grantParameters: Record<string, string>, scope: ScopeInput | undefined): Promise<TokenResponse> {
+    const parameters = new URLSearchParams(grantParameters);
+    const scopeString = Array.isArray(scope) ? scope.join(' ') : scope;
+    if (scopeString !== undefined && scopeString !== '') {
+      parameters.set('scope', scopeString);
+    }
+
+    // Discover first, so the short-lived client assertion is signed right before it is sent.
+    const tokenEndpoint = await this.#getTokenEndpoint();
+    const headers = new Headers({
+      accept: 'application/json',
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    await authenticateTokenRequest(this.#authentication, this.issuer, headers, parameters);
+
+    const response = await this.#fetch(tokenEndpoint, {
+      method: 'POST',
+      headers,
+      body: parameters,
+      redirect: 'manual',
+    });
+    return readTokenResponse(response, scopeString);
+  }
+
+  #getTokenEndpoint(): Promise<URL> {
+    if (this.#tokenEndpoint === undefined) {
+      this.#tokenEndpoint = discoverTokenEndpoint(this.issuer, this.#fetch);
+      // A failed discovery is not cached, so the next call tries again.
+      this.#tokenEndpoint.catch(() => {
+        this.#tokenEndpoint = undefined;
+      });
+    }
+    return this.#tokenEndpoint;
+  }
+}
+
+function chooseClientAuthentication(options: MandateAgentOptions): ClientAuthentication {
+  const hasSecret = options.clientSecret !== undefined;
+  const hasKey = options.privateKey !== undefined;
+  if (hasSecret === hasKey) {
+    throw new TypeError(
+      'MandateAgent needs exactly one of clientSecret (client_secret_basic) or privateKey (private_key_jwt)',
+    );
+  }
+
+  if (options.clientSecret !== undefined) {
+    if (options.clientSecret === '') {
+      throw new TypeError('clientSecret must not be empty');
+    }
+    return { method: 'client_secret_basic', clientId: options.clientId, clientSecret: options.clientSecret };
+  }
+
+  const privateKey = options.privateKey as ClientAssertionKey;
+  const jwkKeyId = (privateKey as { kid?: unknown }).kid;
+  return {
+    method: 'private_key_jwt',
+    clientId: options.clientId,
+    privateKey,
+    algorithm: options.privateKeyAlg ?? inferSigningAlgorithm(privateKey),
+    keyId: options.keyId ?? (typeof jwkKeyId === 'string' ? jwkKeyId : undefined),
+  };
+}

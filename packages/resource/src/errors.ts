@@ -1,0 +1,110 @@
+/**
+ * Errors a resource server returns for a Bearer token request (RFC 6750 §3).
+ * Each error carries the HTTP status, the `WWW-Authenticate` challenge and the
+ * JSON body to send. The descriptions are fixed texts that never contain the
+ * token; the detail of a failure is kept in `cause` for the server's own logs.
+ */
+export abstract class BearerTokenError extends Error {
+  abstract readonly status: number;
+  /** RFC 6750 §3.1 error code, or undefined for a request that carried no token. */
+  abstract readonly error: string | undefined;
+  /** The `realm` auth-param of the challenge, or undefined to leave it out. */
+  readonly realm: string | undefined;
+
+  constructor(description: string, options: { realm?: string; cause?: unknown } = {}) {
+    super(description, { cause: options.cause });
+    this.name = new.target.name;
+    this.realm = options.realm;
+  }
+
+  /** Human-readable text for the `error_description` attribute and body member. */
+  get description(): string {
+    return this.message;
+  }
+
+  /** Value of the `WWW-Authenticate` response header. */
+  get wwwAuthenticate(): string {
+    return formatBearerChallenge(this.challengeParameters());
+  }
+
+  /** JSON body of the response (RFC 6749 §5.2 member names). */
+  toJSON(): { error?: string; error_description: string } {
+    if (this.error === undefined) {
+      return { error_description: this.description };
+    }
+    return { error: this.error, error_description: this.description };
+  }
+
+  protected challengeParameters(): [string, string][] {
+    const parameters: [string, string][] = [];
+    if (this.realm !== undefined) {
+      parameters.push(['realm', this.realm]);
+    }
+    if (this.error !== undefined) {
+      parameters.push(['error', this.error]);
+      parameters.push(['error_description', this.description]);
+    }
+    return parameters;
+  }
+}
+
+/**
+ * The request carried no Bearer token. RFC 6750 §3.1: the challenge then
+ * names no error code, so a client can tell "authenticate" from "rejected".
+ */
+export class MissingTokenError extends BearerTokenError {
+  readonly status = 401;
+  readonly error = undefined;
+
+  constructor(options: { realm?: string } = {}) {
+    super('This resource requires an access token in the Authorization: Bearer header.', options);
+  }
+}
+
+/** `invalid_request` (RFC 6750 §3.1): a malformed request, sent with status 400. */
+export class InvalidRequestError extends BearerTokenError {
+  readonly status = 400;
+  readonly error = 'invalid_request';
+}
+
+/** `invalid_token` (RFC 6750 §3.1): the token is expired, revoked, malformed or not for this resource. */
+export class InvalidTokenError extends BearerTokenError {
+  readonly status = 401;
+  readonly error = 'invalid_token';
+}
+
+/**
+ * `insufficient_scope` (RFC 6750 §3.1): the token is valid but lacks a scope.
+ * The challenge carries the `scope` attribute with every scope the request needs.
+ */
+export class InsufficientScopeError extends BearerTokenError {
+  readonly status = 403;
+  readonly error = 'insufficient_scope';
+  readonly requiredScopes: readonly string[];
+
+  constructor(requiredScopes: readonly string[], options: { realm?: string } = {}) {
+    super(`The access token lacks a required scope: ${requiredScopes.join(' ')}.`, options);
+    this.requiredScopes = requiredScopes;
+  }
+
+  protected override challengeParameters(): [string, string][] {
+    return [...super.challengeParameters(), ['scope', this.requiredScopes.join(' ')]];
+  }
+}
+
+function formatBearerChallenge(parameters: [string, string][]): string {
+  if (parameters.length === 0) {
+    return 'Bearer';
+  }
+  const attributes = parameters.map(([name, value]) => `${name}="${sanitizeForQuotedString(value)}"`);
+  return `Bearer ${attributes.join(', ')}`;
+}
+
+/**
+ * Replaces each character that RFC 6750 §3 forbids in error_description and
+ * scope values (anything outside printable ASCII, `"` and `\`) with `?`, so
+ * the value fits in a quoted-string without escapes.
+ */
+function sanitizeForQuotedString(value: string): string {
+  return value.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?');
+}

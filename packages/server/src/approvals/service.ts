@@ -1,0 +1,141 @@
+import type { ServerContext } from '../context.ts';
+import { newId, nowSeconds, sha256Hex } from '../store/ids.ts';
+import type { ApprovalTable } from '../store/schema.ts';
+import type { Db } from '../store/db.ts';
+import { bindingHash, type ApprovalBinding } from './binding.ts';
+
+export type Approval = ApprovalTable;
+
+type Ctx = Pick<ServerContext, 'db' | 'tenantId' | 'config'>;
+
+export interface NewApproval extends Omit<ApprovalBinding, 'bodyHash'> {
+  delegationId: string;
+  resourceId: string;
+  body: Buffer;
+}
+
+/**
+ * Creates a pending approval for one request, expiring after `approvalTtlSeconds`. An agent
+ * that repeats the same request before the person decides gets the pending approval it
+ * already has, so retries do not pile up requests on the person's page. `onCreated` runs in
+ * the creating transaction (to append its audit entry); when it throws, nothing is created.
+ */
+export async function createApproval(ctx: Ctx, input: NewApproval, onCreated?: (approval: Approval, trx: Db) => Promise<void>): Promise<{ approval: Approval; created: boolean }> {
+  const bodyHash = sha256Hex(input.body);
+  const hash = bindingHash({ ...input, bodyHash });
+  const now = nowSeconds();
+
+  return ctx.db.transaction().execute(async (trx) => {
+    const pending = await trx
+      .selectFrom('approvals')
+      .selectAll()
+      .where('tenant_id', '=', ctx.tenantId)
+      .where('binding_hash', '=', hash)
+      .where('status', '=', 'pending')
+      .where('expires_at', '>', now)
+      .orderBy('expires_at', 'desc')
+      .executeTakeFirst();
+    if (pending !== undefined) return { approval: pending, created: false };
+
+    const approval: Approval = {
+      id: newId('apr'),
+      tenant_id: ctx.tenantId,
+      delegation_id: input.delegationId,
+      user_id: input.userId,
+      client_id: input.agentId,
+      resource_id: input.resourceId,
+      action: input.action,
+      method: input.method.toUpperCase(),
+      path: input.path,
+      body_hash: bodyHash,
+      binding_hash: hash,
+      status: 'pending',
+      created_at: now,
+      expires_at: now + ctx.config.approvalTtlSeconds,
+      decided_at: null,
+      used_at: null,
+    };
+    await trx.insertInto('approvals').values(approval).execute();
+    if (onCreated !== undefined) await onCreated(approval, trx);
+    return { approval, created: true };
+  });
+}
+
+export async function findApproval(ctx: Pick<ServerContext, 'db' | 'tenantId'>, id: string): Promise<Approval | undefined> {
+  return ctx.db.selectFrom('approvals').selectAll().where('tenant_id', '=', ctx.tenantId).where('id', '=', id).executeTakeFirst();
+}
+
+export type DecisionFailure = 'not_found' | 'expired' | 'already_decided';
+
+/**
+ * Records the person's decision on a pending, unexpired approval of their own. The update
+ * checks the status and expiry itself, so two concurrent decisions cannot both apply, and
+ * the `approval.decided` audit entry commits in the same transaction: when the append fails
+ * the approval stays pending and the error propagates.
+ */
+export async function decideApproval(ctx: Ctx & Pick<ServerContext, 'audit'>, input: { id: string; userId: string; decision: 'approved' | 'denied'; requestId?: string }): Promise<{ ok: true; approval: Approval } | { ok: false; reason: DecisionFailure }> {
+  const now = nowSeconds();
+  const decided = await ctx.db.transaction().execute(async (trx) => {
+    const result = await trx
+      .updateTable('approvals')
+      .set({ status: input.decision, decided_at: now })
+      .where('tenant_id', '=', ctx.tenantId)
+      .where('id', '=', input.id)
+      .where('user_id', '=', input.userId)
+      .where('status', '=', 'pending')
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return undefined;
+
+    const approval = await trx.selectFrom('approvals').selectAll().where('id', '=', input.id).executeTakeFirstOrThrow();
+    await ctx.audit(
+      {
+        event: 'approval.decided',
+        user: approval.user_id,
+        agent: approval.client_id,
+        target: { approval_id: approval.id, resource_id: approval.resource_id, action: approval.action, method: approval.method, path: approval.path },
+        outcome: { decision: input.decision },
+        reason: { delegation_id: approval.delegation_id, binding_hash: approval.binding_hash },
+        request_id: input.requestId,
+      },
+      trx,
+    );
+    return approval;
+  });
+  if (decided !== undefined) return { ok: true, approval: decided };
+
+  const current = await findApproval(ctx, input.id);
+  if (current === undefined || current.user_id !== input.userId) return { ok: false, reason: 'not_found' };
+  if (current.status !== 'pending') return { ok: false, reason: 'already_decided' };
+  return { ok: false, reason: 'expired' };
+}
+
+export type ConsumeFailure = 'not_found' | 'pending' | 'denied' | 'expired' | 'used' | 'mismatch';
+
+/**
+ * Uses an approved approval for the request whose binding hash is given, once. A single
+ * conditional UPDATE checks status, expiry and binding and marks it used, so of two
+ * concurrent uses exactly one changes the row. On failure the row is read again to name
+ * the reason.
+ */
+export async function consumeApproval(ctx: Pick<ServerContext, 'db' | 'tenantId'>, input: { id: string; bindingHash: string }): Promise<{ ok: true } | { ok: false; reason: ConsumeFailure }> {
+  const now = nowSeconds();
+  const result = await ctx.db
+    .updateTable('approvals')
+    .set({ status: 'used', used_at: now })
+    .where('tenant_id', '=', ctx.tenantId)
+    .where('id', '=', input.id)
+    .where('status', '=', 'approved')
+    .where('expires_at', '>', now)
+    .where('binding_hash', '=', input.bindingHash)
+    .executeTakeFirst();
+  if (Number(result.numUpdatedRows) === 1) return { ok: true };
+
+  const current = await findApproval(ctx, input.id);
+  if (current === undefined) return { ok: false, reason: 'not_found' };
+  if (current.binding_hash !== input.bindingHash) return { ok: false, reason: 'mismatch' };
+  if (current.status === 'used') return { ok: false, reason: 'used' };
+  if (current.status === 'denied') return { ok: false, reason: 'denied' };
+  if (current.expires_at <= now) return { ok: false, reason: 'expired' };
+  return { ok: false, reason: 'pending' };
+}

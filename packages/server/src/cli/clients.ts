@@ -1,0 +1,43 @@
+import { createClientRecord, listClientRecords, type ClientView, type CreatedClientView, type ManagedKind } from '../admin/clients.ts';
+import { cliActor, formatTime, parseCommand, printJson, printTable, readJsonFile, withContext, type CliIo } from './command.ts';
+
+/** Shared by `agents create` and `apps create`: the options and the once-only secret output. */
+export async function createClientCommand(kind: ManagedKind, args: string[], io: CliIo): Promise<number> {
+  const { values } = parseCommand(
+    args,
+    { name: { type: 'string' }, owner: { type: 'string' }, 'jwks-file': { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true }, role: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    [],
+  );
+  const jwks = values['jwks-file'] === undefined ? undefined : readJsonFile(values['jwks-file'], '--jwks-file');
+  const input = { name: values.name, owner: values.owner, jwks, redirect_uris: values['redirect-uri'], roles: values.role };
+  const client = await withContext((ctx) => createClientRecord(ctx, kind, input, cliActor()));
+
+  if (values.json === true) {
+    printJson(io, client);
+    return 0;
+  }
+  printCreated(io, client);
+  return 0;
+}
+
+export async function listClientsCommand(kind: ManagedKind, args: string[], io: CliIo): Promise<number> {
+  const { values } = parseCommand(args, { json: { type: 'boolean' } }, []);
+  const clients = await withContext((ctx) => listClientRecords(ctx, kind));
+  if (values.json === true) printJson(io, clients);
+  else printTable(io, ['CLIENT_ID', 'NAME', 'STATUS', 'AUTH', 'ROLES', 'CREATED'], clients.map((client) => [client.client_id, client.name, client.status, client.token_endpoint_auth_method, client.roles.join(',') || '-', formatTime(client.created_at)]));
+  return 0;
+}
+
+export function printClient(io: CliIo, client: ClientView, verb: string): void {
+  io.stdout(`${verb} ${client.kind} ${client.name} (${client.client_id}), status ${client.status}, roles: ${client.roles.join(', ') || 'none'}.\n`);
+}
+
+function printCreated(io: CliIo, client: CreatedClientView): void {
+  printClient(io, client, 'Created');
+  io.stdout(`client_id:     ${client.client_id}\n`);
+  if (client.client_secret !== undefined) {
+    io.stdout(`client_secret: ${client.client_secret}\nThe secret is shown only now; store it in a secret manager.\n`);
+  } else {
+    io.stdout('The client authenticates with private_key_jwt using the keys of its JWK Set.\n');
+  }
+}

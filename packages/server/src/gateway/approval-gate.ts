@@ -1,0 +1,60 @@
+import type { ServerContext } from '../context.ts';
+import { bindingHash, type ApprovalBinding } from '../approvals/binding.ts';
+import { consumeApproval, createApproval, type Approval, type ConsumeFailure } from '../approvals/service.ts';
+import { AccessDenied, OAuthError } from '../oauth/errors.ts';
+import { nowSeconds } from '../store/ids.ts';
+import type { Db } from '../store/db.ts';
+
+/** The `Mandate-Approval` request field names the approval an agent presents for a retried call. */
+export const APPROVAL_FIELD = 'mandate-approval';
+
+const CONSUME_FAILURES: Record<ConsumeFailure, string> = {
+  not_found: 'The approval in Mandate-Approval does not exist.',
+  pending: 'The approval in Mandate-Approval is still pending; retry after the person approves it.',
+  denied: 'The approval in Mandate-Approval was denied by the person.',
+  expired: 'The approval in Mandate-Approval has expired; send the request without it to ask again.',
+  used: 'The approval in Mandate-Approval was already used; each approval allows one call.',
+  mismatch: 'The approval in Mandate-Approval does not match this request (person, agent, resource, action, method, path, query and body must be the same).',
+};
+
+/** The 403 error that makes the agent wait for the person, with the approval id, its page and its remaining lifetime. */
+export class ApprovalRequired extends OAuthError {
+  constructor(approval: Approval, issuer: string) {
+    super('approval_required', 403, 'This action needs the person\'s approval. Ask them to open approval_uri, then retry the same request with the header "Mandate-Approval: <approval_id>".', {
+      extra: {
+        approval_id: approval.id,
+        approval_uri: `${issuer}/approvals/${approval.id}`,
+        expires_in: Math.max(0, Number(approval.expires_at) - nowSeconds()),
+      },
+    });
+  }
+}
+
+export class ApprovalRejected extends AccessDenied {
+  readonly reason: ConsumeFailure;
+
+  constructor(reason: ConsumeFailure) {
+    super(CONSUME_FAILURES[reason]);
+    this.reason = reason;
+  }
+}
+
+export type GateOutcome = { kind: 'consumed'; approvalId: string } | { kind: 'requested'; approval: Approval; created: boolean };
+
+/**
+ * Without an approval id, creates (or finds) the pending approval for this exact request.
+ * With one, uses it once when it is approved, unexpired and bound to this exact request.
+ */
+export async function passApprovalGate(
+  ctx: ServerContext,
+  input: { approvalId: string | undefined; binding: ApprovalBinding; delegationId: string; resourceId: string; body: Buffer; auditRequest: (approval: Approval, trx: Db) => Promise<void> },
+): Promise<GateOutcome> {
+  if (input.approvalId === undefined) {
+    const { approval, created } = await createApproval(ctx, { ...input.binding, delegationId: input.delegationId, resourceId: input.resourceId, body: input.body }, input.auditRequest);
+    return { kind: 'requested', approval, created };
+  }
+
+  const result = await consumeApproval(ctx, { id: input.approvalId, bindingHash: bindingHash(input.binding) });
+  if (!result.ok) throw new ApprovalRejected(result.reason);
+  return { kind: 'consumed', approvalId: input.approvalId };
+}

@@ -1,0 +1,84 @@
+import type { ServerContext } from '../context.ts';
+import { verifyAccessToken, type AccessTokenClaims } from '../oauth/access-token.ts';
+import { AccessDenied, InvalidToken, MissingToken } from '../oauth/errors.ts';
+import type { DelegationTable } from '../store/schema.ts';
+import { nowSeconds } from '../store/ids.ts';
+
+/** A verified delegated token: a person (`sub`) on whose behalf an agent (`act.sub`) calls. */
+export interface DelegatedCaller {
+  claims: AccessTokenClaims;
+  userId: string;
+  agentId: string;
+  delegation: DelegationTable;
+  /** The token scope narrowed to the delegation's current scope. */
+  scope: Set<string>;
+}
+
+/** Why a caller was rejected, for the audit entry. */
+export class CallerRejected extends Error {
+  readonly denial: InvalidToken | AccessDenied | MissingToken;
+  readonly check: string;
+  readonly claims: AccessTokenClaims | undefined;
+
+  constructor(denial: InvalidToken | AccessDenied | MissingToken, check: string, claims?: AccessTokenClaims) {
+    super(denial.message);
+    this.denial = denial;
+    this.check = check;
+    this.claims = claims;
+  }
+}
+
+/**
+ * Returns the token of an `Authorization: Bearer` field (RFC 6750 §2.1), or undefined when
+ * the field is absent or uses another scheme.
+ */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(authorization);
+  return match?.[1];
+}
+
+/** Verifies the token for the resource and requires it to be delegated: `act.sub` and `delegation_id`. */
+export async function verifyDelegatedToken(ctx: ServerContext, token: string, audience: string): Promise<AccessTokenClaims & { act: { sub: string }; delegation_id: string }> {
+  let claims: AccessTokenClaims;
+  try {
+    claims = await verifyAccessToken(ctx, token, audience);
+  } catch (error) {
+    if (error instanceof InvalidToken) throw new CallerRejected(error, 'token_verification');
+    throw new CallerRejected(new InvalidToken('The access token is invalid.', { detail: `access token verification failed: ${(error as Error).message}` }), 'token_verification');
+  }
+
+  if (claims.tenant !== ctx.tenantId) throw new CallerRejected(new InvalidToken('The access token is invalid.', { detail: `token tenant ${String(claims.tenant)} is not ${ctx.tenantId}` }), 'token_tenant', claims);
+
+  const actor = typeof claims.act === 'object' && claims.act !== null ? claims.act.sub : undefined;
+  if (typeof actor !== 'string' || typeof claims.delegation_id !== 'string') {
+    throw new CallerRejected(new AccessDenied('The gateway accepts only tokens that an agent holds on behalf of a person (with "act" and "delegation_id" claims).'), 'not_delegated', claims);
+  }
+  return claims as AccessTokenClaims & { act: { sub: string }; delegation_id: string };
+}
+
+/**
+ * Checks that the token's delegation still stands: it exists, it is this person's grant to
+ * this agent for this resource, it is not revoked, and the agent and the person are active.
+ * Any failure is `invalid_token` (RFC 6750 §3.1: the token was revoked). Records the use.
+ */
+export async function checkDelegation(ctx: ServerContext, claims: AccessTokenClaims & { act: { sub: string }; delegation_id: string }, resourceId: string): Promise<DelegatedCaller> {
+  const revoked = (check: string) => new CallerRejected(new InvalidToken('The delegation behind this access token was revoked.', { detail: `delegation check failed: ${check}` }), check, claims);
+
+  const delegation = await ctx.db.selectFrom('delegations').selectAll().where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.delegation_id).executeTakeFirst();
+  if (delegation === undefined) throw revoked('delegation_not_found');
+  if (delegation.user_id !== claims.sub || delegation.client_id !== claims.act.sub || delegation.resource_id !== resourceId) throw revoked('delegation_mismatch');
+  if (delegation.revoked_at !== null) throw revoked('delegation_revoked');
+
+  const agent = await ctx.db.selectFrom('clients').select(['status', 'kind']).where('tenant_id', '=', ctx.tenantId).where('client_id', '=', claims.act.sub).executeTakeFirst();
+  if (agent === undefined || agent.status !== 'active' || agent.kind !== 'agent') throw revoked('agent_inactive');
+
+  const user = await ctx.db.selectFrom('users').select('status').where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.sub).executeTakeFirst();
+  if (user === undefined || user.status !== 'active') throw revoked('user_inactive');
+
+  await ctx.db.updateTable('delegations').set({ last_used_at: nowSeconds() }).where('id', '=', delegation.id).execute();
+
+  const delegated = new Set(delegation.scope.split(' ').filter((scope) => scope !== ''));
+  const scope = new Set(claims.scope.split(' ').filter((scope) => delegated.has(scope)));
+  return { claims, userId: claims.sub, agentId: claims.act.sub, delegation, scope };
+}

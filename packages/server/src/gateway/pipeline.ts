@@ -1,0 +1,217 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ServerContext } from '../context.ts';
+import type { AuditEvent } from '../audit/entry.ts';
+import { tokenDigest } from '../audit/log.ts';
+import { decideActions } from '../policy/intersection.ts';
+import { findResourceByName } from '../resources/registry.ts';
+import { AccessDenied, InsufficientScope, InvalidRequest, MissingToken, OAuthError, TemporarilyUnavailable } from '../oauth/errors.ts';
+import { sha256Hex } from '../store/ids.ts';
+import { readCredential } from '../vault/connections.ts';
+import { bodyPreviews } from '../approvals/body-preview.ts';
+import type { Approval } from '../approvals/service.ts';
+import type { Db } from '../store/db.ts';
+import { matchAction } from './action-match.ts';
+import { APPROVAL_FIELD, ApprovalRejected, ApprovalRequired, passApprovalGate } from './approval-gate.ts';
+import { bearerToken, CallerRejected, checkDelegation, verifyDelegatedToken } from './authenticate.ts';
+import { buildOutgoingRequest, sendUpstream, type OutgoingRequest, type UpstreamResponse } from './forward.ts';
+import { normalizeUpstreamPath, type UpstreamPath } from './path.ts';
+
+export interface GatewayRequest {
+  /** The `<resource>` segment of `/gateway/<resource>/…`. */
+  resourceName: string;
+  method: string;
+  /** The raw request target after `/gateway/<resource>`, with its query. */
+  target: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  requestId: string;
+}
+
+const APPROVAL_ID = /^apr_[A-Za-z0-9_-]{1,64}$/;
+
+/** The fields that the audit entries of one request share, filled in as the checks pass. */
+interface Trail {
+  user?: string;
+  agent?: string;
+  target: Record<string, unknown>;
+  reason: Record<string, unknown>;
+}
+
+/**
+ * Runs one gateway call: authenticate the delegated token, confirm the delegation, map the
+ * request to an action, decide it against the current roles, pass the approval gate, read
+ * the person's upstream credential, audit, forward, audit the result. Each failed check is
+ * audited as `gateway.denied` and thrown as an OAuth error, and nothing reaches the upstream
+ * unless the `gateway.call` entry was appended.
+ */
+export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest): Promise<UpstreamResponse> {
+  const trail: Trail = { target: { resource_name: input.resourceName, method: input.method }, reason: {} };
+  const deny = async (error: OAuthError, reason: Record<string, unknown>): Promise<never> => {
+    await auditQuietly(ctx, { event: 'gateway.denied', user: trail.user, agent: trail.agent, target: trail.target, outcome: { decision: 'denied', error: error.error, status: error.status }, reason: { ...trail.reason, ...reason }, request_id: input.requestId });
+    throw error;
+  };
+
+  // a. Resource and token (RFC 6750 §2.1, §3.1).
+  const token = bearerToken(singleField(input.headers.authorization));
+  if (token === undefined) return deny(new MissingToken(), { check: 'token_missing' });
+
+  const resource = await findResourceByName(ctx, input.resourceName);
+  if (resource === undefined || resource.upstream_base_url === null || resource.upstream_auth === null) {
+    return deny(new OAuthError('invalid_request', 404, `No gateway resource is named ${JSON.stringify(input.resourceName)}.`), { check: 'resource_unknown', token_digest: tokenDigest(token) });
+  }
+  trail.target = { ...trail.target, resource: resource.identifier };
+
+  let caller;
+  try {
+    const claims = await verifyDelegatedToken(ctx, token, resource.identifier);
+    trail.user = claims.sub;
+    trail.agent = claims.act.sub;
+    trail.reason = { delegation_id: claims.delegation_id, token_jti: claims.jti };
+
+    // b. The delegation and both principals are still live.
+    caller = await checkDelegation(ctx, claims, resource.id);
+  } catch (error) {
+    if (!(error instanceof CallerRejected)) throw error;
+    if (error.claims === undefined) {
+      return deny(error.denial, { check: error.check, token_digest: tokenDigest(token), detail: error.denial.message });
+    }
+    // A token without `act` is the agent's own (client_credentials): its `sub` is the agent, not a person.
+    if (error.check === 'not_delegated') trail.agent = error.claims.client_id;
+    else trail.user ??= error.claims.sub;
+    trail.reason = { ...trail.reason, token_jti: error.claims.jti };
+    return deny(error.denial, { check: error.check });
+  }
+
+  // c. Path and action.
+  let path: UpstreamPath;
+  try {
+    path = normalizeUpstreamPath(input.target);
+  } catch (error) {
+    if (!(error instanceof InvalidRequest)) throw error;
+    return deny(error, { check: 'path_invalid', raw_path: input.target.slice(0, 512) });
+  }
+  const pathWithQuery = path.query === '' ? path.encoded : `${path.encoded}?${path.query}`;
+  trail.target = { ...trail.target, path: pathWithQuery };
+
+  const action = matchAction(resource.actions, input.method, path.decoded);
+  if (action === undefined) return deny(new AccessDenied(`No action of resource ${resource.name} covers ${input.method} ${path.decoded}.`), { check: 'action_unmapped' });
+  trail.target = { ...trail.target, action: action.name };
+
+  // d. The current roles of the person and the agent, within the token's scope.
+  const [decision] = await decideActions(ctx, { userId: caller.userId, agentId: caller.agentId }, resource.identifier, [action.name], caller.scope);
+  if (decision === undefined || !decision.allowed) {
+    const deniedBy = decision?.deniedBy ?? 'unknown';
+    return deny(new InsufficientScope(`The action ${action.name} is not allowed: ${describeDenial(deniedBy)}.`, action.name), {
+      check: 'policy',
+      denied_by: deniedBy,
+      user_roles: decision?.userRoles ?? [],
+      agent_roles: decision?.agentRoles ?? [],
+    });
+  }
+  trail.reason = { ...trail.reason, user_roles: decision.userRoles, agent_roles: decision.agentRoles };
+
+  // e. Approval of this exact request by the person.
+  let approvalId: string | null = null;
+  if (action.requires_approval === 1) {
+    const presented = singleField(input.headers[APPROVAL_FIELD]);
+    if (presented !== undefined && !APPROVAL_ID.test(presented)) return deny(new InvalidRequest('The Mandate-Approval header must contain one approval id.'), { check: 'approval_malformed' });
+
+    const binding = { userId: caller.userId, agentId: caller.agentId, resource: resource.identifier, action: action.name, method: input.method, path: pathWithQuery, bodyHash: sha256Hex(input.body) };
+    let outcome;
+    try {
+      outcome = await passApprovalGate(ctx, { approvalId: presented, binding, delegationId: caller.delegation.id, resourceId: resource.id, body: input.body, auditRequest: approvalRequestAuditor(ctx, trail, input.requestId) });
+    } catch (error) {
+      if (!(error instanceof ApprovalRejected)) throw error;
+      return deny(error, { check: 'approval', approval_id: presented, approval_failure: error.reason });
+    }
+
+    if (outcome.kind === 'requested') {
+      bodyPreviews(ctx).put(outcome.approval.id, input.body, singleField(input.headers['content-type']), Number(outcome.approval.expires_at));
+      throw new ApprovalRequired(outcome.approval, ctx.config.issuer);
+    }
+    approvalId = outcome.approvalId;
+  }
+  trail.reason = { ...trail.reason, approval_id: approvalId };
+
+  // f. The person's credential for the upstream; a decryption failure denies.
+  let credential: string | undefined;
+  try {
+    credential = await readCredential(ctx, { userId: caller.userId, resourceId: resource.id });
+  } catch (error) {
+    ctx.logger.error({ err: { name: (error as Error).name }, connection: { user: caller.userId, resource: resource.id }, request_id: input.requestId }, 'stored upstream credential failed to decrypt');
+    return deny(new AccessDenied('The stored upstream credential could not be decrypted; the person must store it again.'), { check: 'credential_unreadable' });
+  }
+  if (credential === undefined) return deny(new AccessDenied(`No upstream credential is stored for this person and resource ${resource.name}.`), { check: 'credential_missing' });
+
+  let outgoing: OutgoingRequest;
+  try {
+    outgoing = buildOutgoingRequest({ baseUrl: resource.upstream_base_url, auth: resource.upstream_auth, allowLoopback: ctx.config.allowLoopbackUpstreams }, path, input.method, input.headers, input.body, credential);
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    return deny(error, { check: 'upstream_configuration', detail: error.message });
+  }
+
+  // g. The call is on the audit log before anything reaches the upstream.
+  try {
+    await ctx.audit({ event: 'gateway.call', user: trail.user, agent: trail.agent, target: trail.target, outcome: { decision: 'allowed' }, reason: trail.reason, request_id: input.requestId });
+  } catch (error) {
+    ctx.logger.error({ err: error, request_id: input.requestId }, 'audit append failed; the gateway call was not forwarded');
+    throw new TemporarilyUnavailable('The audit log is unavailable, so the call was not forwarded. Retry later.');
+  }
+
+  // h. Forward; i. audit the result.
+  let response: UpstreamResponse;
+  try {
+    response = await sendUpstream(outgoing, credential);
+  } catch (error) {
+    if (error instanceof OAuthError) await auditQuietly(ctx, { event: 'gateway.result', user: trail.user, agent: trail.agent, target: trail.target, outcome: { error: error.error, status: error.status }, reason: { ...trail.reason, detail: error.message }, request_id: input.requestId });
+    throw error;
+  }
+  await auditQuietly(ctx, { event: 'gateway.result', user: trail.user, agent: trail.agent, target: trail.target, outcome: { upstream_status: response.status, bytes: response.body.length }, reason: trail.reason, request_id: input.requestId });
+  return response;
+}
+
+/**
+ * Audits a new approval request in the transaction that creates it. When the append fails
+ * the approval is not created and the gateway responds 503.
+ */
+function approvalRequestAuditor(ctx: ServerContext, trail: Trail, requestId: string): (approval: Approval, trx: Db) => Promise<void> {
+  return async (approval, trx) => {
+    try {
+      await ctx.audit({ event: 'approval.requested', user: trail.user, agent: trail.agent, target: { ...trail.target, approval_id: approval.id }, outcome: { status: 'pending' }, reason: { ...trail.reason, binding_hash: approval.binding_hash }, request_id: requestId }, trx);
+    } catch (error) {
+      ctx.logger.error({ err: error, request_id: requestId }, 'audit append failed; no approval was requested');
+      throw new TemporarilyUnavailable('The audit log is unavailable, so no approval could be requested. Retry later.');
+    }
+  };
+}
+
+/**
+ * Appends an entry for a request that is already being denied or that the upstream has
+ * already processed. A failed append cannot change that outcome, so it is logged, not thrown.
+ */
+async function auditQuietly(ctx: ServerContext, event: AuditEvent): Promise<void> {
+  try {
+    await ctx.audit(event);
+  } catch (error) {
+    ctx.logger.error({ err: error, event: event.event, request_id: event.request_id }, 'audit append failed');
+  }
+}
+
+function describeDenial(deniedBy: string): string {
+  switch (deniedBy) {
+    case 'token_scope':
+      return 'the access token does not carry this scope';
+    case 'agent_roles':
+      return 'the agent\'s roles do not grant it';
+    case 'user_roles':
+      return 'the person\'s roles do not grant it';
+    default:
+      return 'no decision was made';
+  }
+}
+
+function singleField(value: string | string[] | undefined): string | undefined {
+  if (Array.isArray(value)) return value.length === 1 ? value[0] : undefined;
+  return value;
+}

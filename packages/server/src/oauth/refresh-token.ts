@@ -1,0 +1,70 @@
+import type { ServerContext } from '../context.ts';
+import { newId, newSecret, nowSeconds, sha256Hex } from '../store/ids.ts';
+import type { RefreshTokenTable } from '../store/schema.ts';
+import { InvalidGrant } from './errors.ts';
+
+export interface NewRefreshToken {
+  clientId: string;
+  userId: string;
+  delegationId: string;
+  resourceId: string;
+  scope: string[];
+  /** The family of an earlier token this one replaces; a new family otherwise. */
+  familyId?: string | undefined;
+}
+
+/** Creates an opaque refresh token; only its SHA-256 digest is stored. */
+export async function issueRefreshToken(ctx: ServerContext, input: NewRefreshToken, db: ServerContext['db'] = ctx.db): Promise<string> {
+  const token = `rt_${newSecret()}`;
+  const now = nowSeconds();
+  await db
+    .insertInto('refresh_tokens')
+    .values({
+      id: newId('rtk'),
+      token_hash: sha256Hex(token),
+      family_id: input.familyId ?? newId('rtf'),
+      tenant_id: ctx.tenantId,
+      client_id: input.clientId,
+      user_id: input.userId,
+      delegation_id: input.delegationId,
+      resource_id: input.resourceId,
+      scope: input.scope.join(' '),
+      created_at: now,
+      idle_expires_at: now + ctx.config.refreshTokenIdleSeconds,
+      used_at: null,
+      revoked_at: null,
+    })
+    .execute();
+  return token;
+}
+
+/**
+ * Spends a refresh token for its client: it must be known, unspent, unrevoked and not idle too
+ * long. A second use of a spent token means it leaked, so the whole family is revoked
+ * (RFC 9700 §4.14.2). Marking the token spent is a conditional update, so two concurrent
+ * uses cannot both succeed: the loser sees a reuse.
+ */
+export async function spendRefreshToken(ctx: ServerContext, token: string, clientId: string): Promise<RefreshTokenTable> {
+  const row = await ctx.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).where('tenant_id', '=', ctx.tenantId).executeTakeFirst();
+  if (row === undefined || row.client_id !== clientId) throw new InvalidGrant('The refresh token is invalid.', { detail: row === undefined ? 'unknown refresh token' : `refresh token of ${row.client_id} presented by ${clientId}` });
+  if (row.revoked_at !== null) throw new InvalidGrant('The refresh token has been revoked.');
+
+  const now = nowSeconds();
+  if (row.used_at !== null) {
+    await revokeFamily(ctx, row.family_id);
+    await ctx.audit({ event: 'refresh_token.reused', user: row.user_id, agent: row.client_id, target: { delegation_id: row.delegation_id, family_id: row.family_id }, outcome: { decision: 'denied' }, reason: { rule: 'a spent refresh token was presented again; its family is revoked' } });
+    throw new InvalidGrant('The refresh token was already used; every token of its grant is now revoked.');
+  }
+  if (row.idle_expires_at <= now) throw new InvalidGrant('The refresh token has expired.');
+
+  const spent = await ctx.db.updateTable('refresh_tokens').set({ used_at: now }).where('id', '=', row.id).where('used_at', 'is', null).where('revoked_at', 'is', null).executeTakeFirst();
+  if (Number(spent.numUpdatedRows) !== 1) {
+    await revokeFamily(ctx, row.family_id);
+    throw new InvalidGrant('The refresh token was already used; every token of its grant is now revoked.');
+  }
+  return row;
+}
+
+async function revokeFamily(ctx: ServerContext, familyId: string): Promise<void> {
+  await ctx.db.updateTable('refresh_tokens').set({ revoked_at: nowSeconds() }).where('family_id', '=', familyId).where('revoked_at', 'is', null).execute();
+}

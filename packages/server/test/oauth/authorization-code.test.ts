@@ -1,0 +1,121 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as client from 'openid-client';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import type { Browser } from 'playwright-core';
+import { startTestServer, type TestServer } from '../harness.ts';
+import { PASSWORD, seedWorld } from '../fixtures.ts';
+import { launchBrowser, signIn, startCallbackServer, type CallbackServer } from '../browser.ts';
+
+describe('authorization code flow with PKCE, driven by openid-client and Chromium', () => {
+  let server: TestServer;
+  let browser: Browser;
+  let callback: CallbackServer;
+  let world: Awaited<ReturnType<typeof seedWorld>>;
+  let config: client.Configuration;
+
+  before(async () => {
+    server = await startTestServer();
+    callback = await startCallbackServer();
+    world = await seedWorld(server.ctx, { redirectUri: callback.url });
+    browser = await launchBrowser();
+    config = await client.discovery(new URL(server.issuer), world.agent.client.client_id, {}, client.ClientSecretBasic(world.agent.clientSecret ?? ''), { execute: [client.allowInsecureRequests] });
+  });
+  after(async () => {
+    await browser.close();
+    await callback.close();
+    await server.stop();
+  });
+
+  async function authorize(username: string, scope: string, decision: 'allow' | 'deny' = 'allow') {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: callback.url,
+      scope,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      resource: world.resource.identifier,
+    });
+
+    const page = await browser.newPage();
+    await page.goto(url.href);
+    await signIn(page, username, PASSWORD);
+    const consentText = await page.textContent('main');
+    await page.click(decision === 'allow' ? '#allow' : '#deny');
+    const returned = await callback.next();
+    await page.close();
+    return { returned, verifier, state, nonce, consentText: consentText ?? '' };
+  }
+
+  test('consent names agent, resource and scopes; tokens are delegated', async () => {
+    const { returned, verifier, state, nonce, consentText } = await authorize('alice', 'openid mail.read mail.send');
+    assert.match(consentText, /Mail assistant/);
+    assert.match(consentText, /mail API/);
+    assert.match(consentText, /mail\.read/);
+    assert.match(consentText, /mail\.send/);
+    assert.equal(returned.searchParams.get('iss'), server.issuer);
+
+    const tokens = await client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true }, { resource: world.resource.identifier });
+    const claims = decodeJwt(tokens.access_token);
+    assert.equal(decodeProtectedHeader(tokens.access_token).typ, 'at+jwt');
+    assert.equal(claims.sub, world.alice.id);
+    assert.deepEqual(claims.act, { sub: world.agent.client.client_id });
+    assert.equal(claims.aud, world.resource.identifier);
+    assert.equal(claims.scope, 'mail.read mail.send');
+    assert.equal(typeof tokens.refresh_token, 'string');
+    assert.equal(tokens.claims()?.sub, world.alice.id);
+    assert.equal(decodeJwt(tokens.id_token ?? '').aud, world.agent.client.client_id);
+
+    const rotated = await client.refreshTokenGrant(config, tokens.refresh_token ?? '');
+    assert.notEqual(rotated.refresh_token, tokens.refresh_token);
+    await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token ?? ''), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
+    // The reuse above revoked the whole family, the rotated token included.
+    await assert.rejects(client.refreshTokenGrant(config, rotated.refresh_token ?? ''), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
+  });
+
+  test('scope beyond the person role is not granted', async () => {
+    const { returned, verifier, state } = await authorize('bob', 'mail.read mail.send');
+    const tokens = await client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: verifier, expectedState: state });
+    assert.equal(tokens.scope, 'mail.read');
+  });
+
+  test('code replay is invalid_grant', async () => {
+    const { returned, verifier, state } = await authorize('alice', 'mail.read');
+    await client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: verifier, expectedState: state });
+    await assert.rejects(client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: verifier, expectedState: state }), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
+  });
+
+  test('wrong PKCE verifier is invalid_grant', async () => {
+    const { returned, state } = await authorize('alice', 'mail.read');
+    await assert.rejects(client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedState: state }), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
+  });
+
+  test('denied consent returns access_denied with iss', async () => {
+    const { returned } = await authorize('alice', 'mail.read', 'deny');
+    assert.equal(returned.searchParams.get('error'), 'access_denied');
+    assert.equal(returned.searchParams.get('iss'), server.issuer);
+  });
+
+  test('unregistered redirect URI is shown, not redirected', async () => {
+    const url = new URL(`${server.issuer}/authorize`);
+    url.search = new URLSearchParams({ client_id: world.agent.client.client_id, redirect_uri: 'https://attacker.test/cb', response_type: 'code', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', resource: world.resource.identifier }).toString();
+    const response = await fetch(url, { redirect: 'manual' });
+    assert.equal(response.status, 400);
+    assert.equal(response.headers.get('location'), null);
+    assert.match(await response.text(), /redirect_uri is not registered/);
+  });
+
+  test('plain PKCE is refused at the redirect URI', async () => {
+    const url = new URL(`${server.issuer}/authorize`);
+    url.search = new URLSearchParams({ client_id: world.agent.client.client_id, redirect_uri: callback.url, response_type: 'code', code_challenge: 'x'.repeat(43), code_challenge_method: 'plain', resource: world.resource.identifier, state: 's1' }).toString();
+    const response = await fetch(url, { redirect: 'manual' });
+    assert.equal(response.status, 303);
+    const location = new URL(response.headers.get('location') ?? '');
+    assert.equal(location.searchParams.get('error'), 'invalid_request');
+    assert.equal(location.searchParams.get('state'), 's1');
+  });
+});
