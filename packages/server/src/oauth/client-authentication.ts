@@ -15,6 +15,8 @@ const CLOCK_TOLERANCE_SECONDS = 30;
 
 const UNKNOWN_OR_INVALID = 'Client authentication failed.';
 
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
 /**
  * Authenticates the client at the token endpoint with `client_secret_basic` (RFC 6749 §2.3.1)
  * or `private_key_jwt` (RFC 7523 §3). Exactly one method may be used, and it must be the one
@@ -63,12 +65,12 @@ async function authenticateWithAssertion(ctx: ServerContext, assertion: string, 
 
   let payload;
   try {
-    ({ payload } = await jwtVerify(assertion, createLocalJWKSet(JSON.parse(client.jwks) as JSONWebKeySet), {
+    ({ payload } = await jwtVerify(assertion, createLocalJWKSet(acceptBothEdDsaNames(JSON.parse(client.jwks) as JSONWebKeySet)), {
       issuer: client.client_id,
       subject: client.client_id,
       // RFC 7523 §3 item 3: the audience identifies the authorization server; its issuer or token endpoint.
       audience: [ctx.config.issuer, `${ctx.config.issuer}/token`],
-      algorithms: ['EdDSA', 'ES256', 'RS256', 'PS256'],
+      algorithms: ['EdDSA', 'Ed25519', 'ES256', 'RS256', 'PS256'],
       requiredClaims: ['exp', 'jti', 'iat'],
       maxTokenAge: MAX_ASSERTION_LIFETIME_SECONDS,
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
@@ -96,12 +98,27 @@ async function rememberAssertionId(ctx: ServerContext, clientId: string, jti: st
   }
 }
 
+/**
+ * RFC 9864 names Ed25519 signatures `Ed25519` where older clients say `EdDSA`; jose only picks a
+ * key whose `alg` equals the header's. For Ed25519 keys the key type already fixes the
+ * algorithm, so their `alg` is dropped and either name verifies.
+ */
+function acceptBothEdDsaNames(jwks: JSONWebKeySet): JSONWebKeySet {
+  return {
+    keys: jwks.keys.map((key) => {
+      if (key.kty !== 'OKP' || key.crv !== 'Ed25519') return key;
+      const { alg: _alg, ...rest } = key;
+      return rest;
+    }),
+  };
+}
+
 function unverifiedSubject(assertion: string): string | undefined {
   const payload = assertion.split('.')[1];
   if (payload === undefined) return undefined;
   try {
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown };
-    return typeof claims.sub === 'string' && claims.sub.length <= 200 ? claims.sub : undefined;
+    return typeof claims.sub === 'string' && claims.sub.length <= 200 && !CONTROL_CHARACTER.test(claims.sub) ? claims.sub : undefined;
   } catch {
     return undefined;
   }
@@ -116,9 +133,15 @@ function parseBasic(header: string | undefined): { clientId: string; secret: str
   const decoded = Buffer.from(match[1], 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) throw new InvalidClient('The Authorization header is not valid HTTP Basic.');
+  let clientId: string;
+  let secret: string;
   try {
-    return { clientId: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' ')), secret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' ')) };
+    clientId = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+    secret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));
   } catch {
     throw new InvalidClient('The Authorization header is not valid HTTP Basic.');
   }
+  // No client_id contains control characters, and PostgreSQL cannot even compare one with NUL.
+  if (clientId === '' || CONTROL_CHARACTER.test(clientId)) throw new InvalidClient('The Authorization header is not valid HTTP Basic.');
+  return { clientId, secret };
 }

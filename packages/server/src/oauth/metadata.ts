@@ -14,7 +14,7 @@ export function serverMetadata(issuer: string): Record<string, unknown> {
     response_modes_supported: ['query'],
     grant_types_supported: Object.keys(GRANTS),
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'private_key_jwt'],
-    token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'ES256', 'RS256', 'PS256'],
+    token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'Ed25519', 'ES256', 'RS256', 'PS256'],
     code_challenge_methods_supported: ['S256'],
     scopes_supported: ['openid', 'profile', 'email'],
     subject_types_supported: ['public'],

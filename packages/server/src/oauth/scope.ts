@@ -34,7 +34,11 @@ export async function grantScope(ctx: ServerContext, principals: Principals, res
   const known = new Set(resource.actions.map((action) => action.name));
   const asked = (requested ?? [...known]).filter((scope) => !OIDC_SCOPES.has(scope));
   const unknown = asked.filter((scope) => !known.has(scope));
-  if (unknown.length > 0) throw new InvalidScope(`The resource ${resource.identifier} has no scope ${unknown.join(', ')}.`);
+  if (unknown.length > 0) {
+    // The names are echoed back, so a long list or a huge name is cut to keep the response small.
+    const shown = unknown.slice(0, 5).map((scope) => (scope.length > 100 ? `${scope.slice(0, 100)}…` : scope));
+    throw new InvalidScope(`The resource ${resource.identifier} has no scope ${shown.join(', ')}${unknown.length > 5 ? ', …' : ''}.`);
+  }
 
   const decisions = await decideActions(ctx, principals, resource.identifier, asked, upperBound);
   const scope = decisions.filter((decision) => decision.allowed).map((decision) => decision.action);
