@@ -24,28 +24,19 @@ export async function appendAudit(db: Db, tenantId: string, event: AuditEvent): 
 }
 
 async function appendInTransaction(trx: Db, tenantId: string, event: AuditEvent): Promise<AuditRecord> {
-  {
-    const head = await trx.updateTable('audit_head').set((eb) => ({ seq: eb('seq', '+', 1) })).where('id', '=', 1).returning(['seq', 'hash']).executeTakeFirst();
+  const head = await trx.updateTable('audit_head').set((eb) => ({ seq: eb('seq', '+', 1) })).where('id', '=', 1).returning(['seq', 'hash']).executeTakeFirst();
+  // The migration creates the head row; without it the log cannot be extended safely.
+  if (head === undefined) throw new Error('The audit_head row is missing; the audit log cannot be appended to.');
 
-    let seq: number;
-    let prevHash: string;
-    if (head === undefined) {
-      await trx.insertInto('audit_head').values({ id: 1, seq: 1, hash: GENESIS_HASH }).execute();
-      seq = 1;
-      prevHash = GENESIS_HASH;
-    } else {
-      seq = Number(head.seq);
-      prevHash = head.hash;
-    }
+  const seq = Number(head.seq);
+  const prevHash = head.hash;
+  const createdAt = nowSeconds();
+  const entry = canonicalEntry(seq, tenantId, createdAt, event);
+  const hash = chainHash(prevHash, entry);
 
-    const createdAt = nowSeconds();
-    const entry = canonicalEntry(seq, tenantId, createdAt, event);
-    const hash = chainHash(prevHash, entry);
-
-    await trx.insertInto('audit_log').values({ seq, tenant_id: tenantId, created_at: createdAt, entry, hash, prev_hash: prevHash }).execute();
-    await trx.updateTable('audit_head').set({ hash }).where('id', '=', 1).execute();
-    return { seq, created_at: createdAt, tenant_id: tenantId, event, hash, prev_hash: prevHash };
-  }
+  await trx.insertInto('audit_log').values({ seq, tenant_id: tenantId, created_at: createdAt, entry, hash, prev_hash: prevHash }).execute();
+  await trx.updateTable('audit_head').set({ hash }).where('id', '=', 1).execute();
+  return { seq, created_at: createdAt, tenant_id: tenantId, event, hash, prev_hash: prevHash };
 }
 
 export function canonicalEntry(seq: number, tenantId: string, createdAt: number, event: AuditEvent): string {

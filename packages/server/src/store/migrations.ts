@@ -237,8 +237,13 @@ async function createInitialSchema(db: Kysely<unknown>): Promise<void> {
     .execute();
 }
 
-/** The audit log refuses UPDATE and DELETE at the database, whichever code path asks. */
+/**
+ * The audit log refuses UPDATE and DELETE at the database, whichever code path asks. The head
+ * row is created here, once, so that concurrent first appends cannot race to insert it.
+ */
 async function createAuditTriggers(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  await sql`INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ${'0'.repeat(64)})`.execute(db);
+
   if (dialect === 'sqlite') {
     await sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`.execute(db);
     await sql`CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`.execute(db);
