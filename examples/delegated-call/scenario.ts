@@ -128,7 +128,7 @@ export async function runDelegatedCall(options: ScenarioOptions): Promise<Scenar
       else throw error;
     }
     report.approvalRequired = approval !== undefined;
-    if (approval === undefined) throw new Error('The send call did not ask for approval.');
+    if (approval?.approvalUri === undefined) throw new Error('The send call did not ask for approval with an approval URI.');
     log('approval', `the send call is paused: approval ${approval.approvalId} waits at ${approval.approvalUri}`);
 
     const approvalPage = await session.newPage();
