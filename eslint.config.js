@@ -9,6 +9,8 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
       'no-console': 'off',
+      // Test servers declare the object their request handler reads before it exists.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // Input validation matches control characters on purpose (paths, headers).
       'no-control-regex': 'off',
     },
