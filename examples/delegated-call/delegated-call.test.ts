@@ -46,6 +46,7 @@ test('wrong audience is refused by the resource', () => {
 test('refresh tokens rotate and a spent one is refused', () => {
   assert.equal(report.refreshRotated, true);
   assert.equal(report.oldRefreshRejected, true);
+  assert.equal(report.accessAfterRefreshReuse, '401 invalid_token');
 });
 
 test('gateway call injects the vaulted credential', () => {

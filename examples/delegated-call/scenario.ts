@@ -91,7 +91,8 @@ export async function runDelegatedCall(options: ScenarioOptions): Promise<Scenar
     keep(tokens);
     report.refreshRotated = tokens.refreshToken !== undefined && tokens.refreshToken !== firstTokens.refresh_token;
     report.oldRefreshRejected = await rejects(() => agent.refresh({ refreshToken: firstTokens.refresh_token ?? '' }), TokenEndpointError);
-    log('refresh', 'the agent refreshed; the old refresh token is spent, and presenting it again revoked its family');
+    report.accessAfterRefreshReuse = await gatewayError(agent, `${issuer}/gateway/mail/messages`, tokens.accessToken);
+    log('refresh', `the agent refreshed; presenting the spent refresh token again revoked the grant, and its newest access token now gets ${String(report.accessAfterRefreshReuse)}`);
 
     // The reuse above revoked the family, so the agent starts a fresh delegation for the rest.
     const second = await authorizeInBrowser(session, callback, agentConfig, { scope: 'mail.read mail.send', resource: mail.identifier });

@@ -1,6 +1,7 @@
+import type { Envelope } from '../crypto/envelope.ts';
+
 /** Bytes of a request body kept for the approval page. */
 export const MAX_PREVIEW_BYTES = 4 * 1024;
-const MAX_ENTRIES = 10_000;
 
 /** The start of a request body, shown to the person deciding on the approval. */
 export interface BodyPreview {
@@ -11,46 +12,23 @@ export interface BodyPreview {
 }
 
 /**
- * Request bodies of pending approvals, kept in this process's memory until the approval
- * expires, because the approvals table stores only the body's hash.
- * TODO: store the preview (sealed with the envelope) in the approvals table. Until then a
- * restart or a second server process shows "body not available" on the approval page.
+ * Seals the start of a request body for the approvals table. Bodies may carry personal data,
+ * so they are encrypted like credentials, bound to the approval's id.
  */
-export class BodyPreviewStore {
-  readonly #entries = new Map<string, { preview: BodyPreview; expiresAt: number }>();
-
-  put(approvalId: string, body: Buffer, contentType: string | undefined, expiresAt: number): void {
-    this.#evictExpired();
-    if (this.#entries.size >= MAX_ENTRIES) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
-    }
-    const bytes = Buffer.from(body.subarray(0, MAX_PREVIEW_BYTES));
-    this.#entries.set(approvalId, { preview: { bytes, totalBytes: body.length, contentType }, expiresAt });
-  }
-
-  get(approvalId: string): BodyPreview | undefined {
-    const entry = this.#entries.get(approvalId);
-    if (entry === undefined || entry.expiresAt * 1000 <= Date.now()) return undefined;
-    return entry.preview;
-  }
-
-  #evictExpired(): void {
-    const now = Date.now();
-    for (const [id, entry] of this.#entries) if (entry.expiresAt * 1000 <= now) this.#entries.delete(id);
-  }
+export async function sealBodyPreview(envelope: Envelope, approvalId: string, body: Buffer, contentType: string | undefined): Promise<string> {
+  const preview = { bytes: body.subarray(0, MAX_PREVIEW_BYTES).toString('base64'), total_bytes: body.length, content_type: contentType ?? null };
+  return envelope.seal(JSON.stringify(preview), `approval:${approvalId}`);
 }
 
-/** One store per server context, so that test servers in one process do not share previews. */
-const stores = new WeakMap<object, BodyPreviewStore>();
-
-export function bodyPreviews(ctx: object): BodyPreviewStore {
-  let store = stores.get(ctx);
-  if (store === undefined) {
-    store = new BodyPreviewStore();
-    stores.set(ctx, store);
+/** Opens a sealed preview; undefined when there is none or it cannot be decrypted. */
+export async function openBodyPreview(envelope: Envelope, approvalId: string, sealed: string | null): Promise<BodyPreview | undefined> {
+  if (sealed === null) return undefined;
+  try {
+    const preview = JSON.parse(await envelope.open(sealed, `approval:${approvalId}`)) as { bytes: string; total_bytes: number; content_type: string | null };
+    return { bytes: Buffer.from(preview.bytes, 'base64'), totalBytes: preview.total_bytes, contentType: preview.content_type ?? undefined };
+  } catch {
+    return undefined;
   }
-  return store;
 }
 
 /** The preview as readable text: pretty JSON when the whole body parses, the text otherwise. */

@@ -6,7 +6,7 @@ import { findClient } from '../agents/clients.ts';
 import { findResourceById } from '../resources/registry.ts';
 import { nowSeconds, sha256Hex } from '../store/ids.ts';
 import { renderApprovalMessage, renderApprovalPage, type ApprovalView } from './approval-page.tsx';
-import { bodyPreviews, formatPreview } from './body-preview.ts';
+import { formatPreview, openBodyPreview } from './body-preview.ts';
 import { decideApproval, findApproval, type Approval, type DecisionFailure } from './service.ts';
 
 /** Approving needs a sign-in at most this old, so an unattended browser cannot approve. */
@@ -81,7 +81,7 @@ async function approvalView(ctx: ServerContext, approval: Approval, personName: 
   const resource = await findResourceById(ctx, approval.resource_id);
   const action = resource?.actions.find((candidate) => candidate.name === approval.action);
 
-  const preview = bodyPreviews(ctx).get(approval.id);
+  const preview = await openBodyPreview(ctx.envelope, approval.id, approval.body_preview);
   let body: ApprovalView['body'];
   if (preview !== undefined) body = { ...formatPreview(preview), totalBytes: preview.totalBytes };
   else if (approval.body_hash === EMPTY_BODY_HASH) body = { text: '', truncated: false, json: false, totalBytes: 0 };

@@ -3,15 +3,17 @@ import { newId, nowSeconds, sha256Hex } from '../store/ids.ts';
 import type { ApprovalTable } from '../store/schema.ts';
 import type { Db } from '../store/db.ts';
 import { bindingHash, type ApprovalBinding } from './binding.ts';
+import { sealBodyPreview } from './body-preview.ts';
 
 export type Approval = ApprovalTable;
 
-type Ctx = Pick<ServerContext, 'db' | 'tenantId' | 'config'>;
+type Ctx = Pick<ServerContext, 'db' | 'tenantId' | 'config' | 'envelope'>;
 
 export interface NewApproval extends Omit<ApprovalBinding, 'bodyHash'> {
   delegationId: string;
   resourceId: string;
   body: Buffer;
+  contentType?: string | undefined;
 }
 
 /**
@@ -37,8 +39,9 @@ export async function createApproval(ctx: Ctx, input: NewApproval, onCreated?: (
       .executeTakeFirst();
     if (pending !== undefined) return { approval: pending, created: false };
 
+    const id = newId('apr');
     const approval: Approval = {
-      id: newId('apr'),
+      id,
       tenant_id: ctx.tenantId,
       delegation_id: input.delegationId,
       user_id: input.userId,
@@ -48,6 +51,7 @@ export async function createApproval(ctx: Ctx, input: NewApproval, onCreated?: (
       method: input.method.toUpperCase(),
       path: input.path,
       body_hash: bodyHash,
+      body_preview: await sealBodyPreview(ctx.envelope, id, input.body, input.contentType),
       binding_hash: hash,
       status: 'pending',
       created_at: now,

@@ -47,10 +47,10 @@ export type GateOutcome = { kind: 'consumed'; approvalId: string } | { kind: 're
  */
 export async function passApprovalGate(
   ctx: ServerContext,
-  input: { approvalId: string | undefined; binding: ApprovalBinding; delegationId: string; resourceId: string; body: Buffer; auditRequest: (approval: Approval, trx: Db) => Promise<void> },
+  input: { approvalId: string | undefined; binding: ApprovalBinding; delegationId: string; resourceId: string; body: Buffer; contentType: string | undefined; auditRequest: (approval: Approval, trx: Db) => Promise<void> },
 ): Promise<GateOutcome> {
   if (input.approvalId === undefined) {
-    const { approval, created } = await createApproval(ctx, { ...input.binding, delegationId: input.delegationId, resourceId: input.resourceId, body: input.body }, input.auditRequest);
+    const { approval, created } = await createApproval(ctx, { ...input.binding, delegationId: input.delegationId, resourceId: input.resourceId, body: input.body, contentType: input.contentType }, input.auditRequest);
     return { kind: 'requested', approval, created };
   }
 

@@ -7,7 +7,6 @@ import { findResourceByName } from '../resources/registry.ts';
 import { AccessDenied, InsufficientScope, InvalidRequest, MissingToken, OAuthError, TemporarilyUnavailable } from '../oauth/errors.ts';
 import { sha256Hex } from '../store/ids.ts';
 import { readCredential } from '../vault/connections.ts';
-import { bodyPreviews } from '../approvals/body-preview.ts';
 import type { Approval } from '../approvals/service.ts';
 import type { Db } from '../store/db.ts';
 import { matchAction } from './action-match.ts';
@@ -119,14 +118,13 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     const binding = { userId: caller.userId, agentId: caller.agentId, resource: resource.identifier, action: action.name, method: input.method, path: pathWithQuery, bodyHash: sha256Hex(input.body) };
     let outcome;
     try {
-      outcome = await passApprovalGate(ctx, { approvalId: presented, binding, delegationId: caller.delegation.id, resourceId: resource.id, body: input.body, auditRequest: approvalRequestAuditor(ctx, trail, input.requestId) });
+      outcome = await passApprovalGate(ctx, { approvalId: presented, binding, delegationId: caller.delegation.id, resourceId: resource.id, body: input.body, contentType: singleField(input.headers['content-type']), auditRequest: approvalRequestAuditor(ctx, trail, input.requestId) });
     } catch (error) {
       if (!(error instanceof ApprovalRejected)) throw error;
       return deny(error, { check: 'approval', approval_id: presented, approval_failure: error.reason });
     }
 
     if (outcome.kind === 'requested') {
-      bodyPreviews(ctx).put(outcome.approval.id, input.body, singleField(input.headers['content-type']), Number(outcome.approval.expires_at));
       throw new ApprovalRequired(outcome.approval, ctx.config.issuer);
     }
     approvalId = outcome.approvalId;

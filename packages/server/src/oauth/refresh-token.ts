@@ -51,20 +51,39 @@ export async function spendRefreshToken(ctx: ServerContext, token: string, clien
 
   const now = nowSeconds();
   if (row.used_at !== null) {
-    await revokeFamily(ctx, row.family_id);
-    await ctx.audit({ event: 'refresh_token.reused', user: row.user_id, agent: row.client_id, target: { delegation_id: row.delegation_id, family_id: row.family_id }, outcome: { decision: 'denied' }, reason: { rule: 'a spent refresh token was presented again; its family is revoked' } });
+    await revokeGrant(ctx, row);
     throw new InvalidGrant('The refresh token was already used; every token of its grant is now revoked.');
   }
   if (row.idle_expires_at <= now) throw new InvalidGrant('The refresh token has expired.');
 
   const spent = await ctx.db.updateTable('refresh_tokens').set({ used_at: now }).where('id', '=', row.id).where('used_at', 'is', null).where('revoked_at', 'is', null).executeTakeFirst();
   if (Number(spent.numUpdatedRows) !== 1) {
-    await revokeFamily(ctx, row.family_id);
+    await revokeGrant(ctx, row);
     throw new InvalidGrant('The refresh token was already used; every token of its grant is now revoked.');
   }
   return row;
 }
 
-async function revokeFamily(ctx: ServerContext, familyId: string): Promise<void> {
-  await ctx.db.updateTable('refresh_tokens').set({ revoked_at: nowSeconds() }).where('family_id', '=', familyId).where('revoked_at', 'is', null).execute();
+/**
+ * A reused refresh token means one copy leaked. The family's refresh tokens are revoked, and so
+ * is the delegation, because access tokens already issued from the family carry its id: the
+ * gateway rejects them on their next call instead of letting them live until they expire.
+ */
+async function revokeGrant(ctx: ServerContext, row: RefreshTokenTable): Promise<void> {
+  const now = nowSeconds();
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx.updateTable('refresh_tokens').set({ revoked_at: now }).where('family_id', '=', row.family_id).where('revoked_at', 'is', null).execute();
+    await trx.updateTable('delegations').set({ revoked_at: now, revoked_reason: 'refresh_token_reused' }).where('id', '=', row.delegation_id).where('revoked_at', 'is', null).execute();
+    await ctx.audit(
+      {
+        event: 'refresh_token.reused',
+        user: row.user_id,
+        agent: row.client_id,
+        target: { delegation_id: row.delegation_id, family_id: row.family_id },
+        outcome: { decision: 'denied', revoked: ['refresh_token_family', 'delegation'] },
+        reason: { rule: 'a spent refresh token was presented again; its family and delegation are revoked' },
+      },
+      trx,
+    );
+  });
 }

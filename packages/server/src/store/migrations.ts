@@ -7,6 +7,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': { up: (db) => createInitialSchema(db) },
     '0002_audit_append_only': { up: (db) => createAuditTriggers(db, dialect) },
+    '0003_approval_body_preview': { up: (db) => db.schema.alterTable('approvals').addColumn('body_preview', 'text').execute() },
   };
 }
 

@@ -184,6 +184,8 @@ export interface ApprovalTable {
   path: string;
   /** Hex SHA-256 of the request body. */
   body_hash: string;
+  /** JWE of the start of the request body and its content type, shown on the approval page. */
+  body_preview: string | null;
   /** Hex SHA-256 of the canonical binding (person, agent, resource, action, method, path, body hash). */
   binding_hash: string;
   status: 'pending' | 'approved' | 'denied' | 'used';

@@ -73,9 +73,16 @@ describe('authorization code flow with PKCE, driven by openid-client and Chromiu
     const rotated = await client.refreshTokenGrant(config, tokens.refresh_token ?? '');
     assert.notEqual(rotated.refresh_token, tokens.refresh_token);
     await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token ?? ''), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
-    // The reuse above revoked the whole family, the rotated token included.
+    // The reuse above revoked the whole family, the rotated token included, and the delegation
+    // that the access tokens already issued carry.
     await assert.rejects(client.refreshTokenGrant(config, rotated.refresh_token ?? ''), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
+    assert.equal(await revokedReason(claims.delegation_id), 'refresh_token_reused');
   });
+
+  async function revokedReason(delegationId: unknown): Promise<string | null | undefined> {
+    const row = await server.ctx.db.selectFrom('delegations').select(['revoked_reason']).where('id', '=', String(delegationId)).executeTakeFirst();
+    return row?.revoked_reason;
+  }
 
   test('scope beyond the person role is not granted', async () => {
     const { returned, verifier, state } = await authorize('bob', 'mail.read mail.send');
@@ -85,8 +92,11 @@ describe('authorization code flow with PKCE, driven by openid-client and Chromiu
 
   test('code replay is invalid_grant', async () => {
     const { returned, verifier, state } = await authorize('alice', 'mail.read');
-    await client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: verifier, expectedState: state });
+    const first = await client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: verifier, expectedState: state });
+    assert.equal(await revokedReason(decodeJwt(first.access_token).delegation_id), null);
     await assert.rejects(client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: verifier, expectedState: state }), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
+    assert.equal(await revokedReason(decodeJwt(first.access_token).delegation_id), 'authorization_code_replayed');
+    await assert.rejects(client.refreshTokenGrant(config, first.refresh_token ?? ''), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
   });
 
   test('wrong PKCE verifier is invalid_grant', async () => {

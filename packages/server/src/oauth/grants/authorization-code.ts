@@ -69,9 +69,25 @@ export async function authorizationCodeGrant(ctx: ServerContext, client: Client,
   return response;
 }
 
-/** RFC 9700 §4.2.4 (and RFC 6749 §4.1.2): a replayed code revokes what the code produced. */
+/**
+ * RFC 6749 §4.1.2 and RFC 9700 §4.2.4: a replayed code revokes what the code produced. Each
+ * code has a delegation of its own, so revoking it (with its refresh tokens) also stops the
+ * access tokens already issued, whose delegation the gateway checks on every call.
+ */
 async function revokeTokensOfReplayedCode(ctx: ServerContext, delegationId: string, clientId: string): Promise<void> {
   const now = nowSeconds();
-  await ctx.db.updateTable('refresh_tokens').set({ revoked_at: now }).where('delegation_id', '=', delegationId).where('client_id', '=', clientId).where('revoked_at', 'is', null).execute();
-  await ctx.audit({ event: 'authorization_code.replayed', agent: clientId, target: { delegation_id: delegationId }, outcome: { decision: 'denied' }, reason: { rule: 'an authorization code was redeemed twice; its refresh tokens are revoked' } });
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx.updateTable('refresh_tokens').set({ revoked_at: now }).where('delegation_id', '=', delegationId).where('client_id', '=', clientId).where('revoked_at', 'is', null).execute();
+    await trx.updateTable('delegations').set({ revoked_at: now, revoked_reason: 'authorization_code_replayed' }).where('id', '=', delegationId).where('revoked_at', 'is', null).execute();
+    await ctx.audit(
+      {
+        event: 'authorization_code.replayed',
+        agent: clientId,
+        target: { delegation_id: delegationId },
+        outcome: { decision: 'denied', revoked: ['refresh_tokens', 'delegation'] },
+        reason: { rule: 'an authorization code was redeemed twice; its delegation and refresh tokens are revoked' },
+      },
+      trx,
+    );
+  });
 }
