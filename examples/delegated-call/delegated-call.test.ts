@@ -92,6 +92,15 @@ test('upstream credential never reaches the agent or the log', () => {
   assert.equal(logText.includes('upstream-key-'), false);
 });
 
+test('logs carry tenant, request, user and agent ids', () => {
+  const forwarded = server.logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.msg === 'gateway call forwarded');
+  assert.ok(forwarded !== undefined, 'expected a log line for a forwarded gateway call');
+  assert.equal(forwarded.tenant, 'default');
+  assert.equal(forwarded.user, report.aliceId);
+  assert.match(String(forwarded.agent), /^agt_/);
+  assert.match(String(forwarded.reqId), /^req_/);
+});
+
 test('example prints every step', () => {
   for (const step of ['admin', 'consent', 'refresh', 'gateway', 'negative', 'approval', 'demotion', 'exchange', 'revocation', 'audit']) {
     assert.ok(steps.some((line) => line.startsWith(`[${step}]`)), `missing step ${step}`);

@@ -47,6 +47,7 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
   const trail: Trail = { target: { resource_name: input.resourceName, method: input.method }, reason: {} };
   const deny = async (error: OAuthError, reason: Record<string, unknown>): Promise<never> => {
     await auditQuietly(ctx, { event: 'gateway.denied', user: trail.user, agent: trail.agent, target: trail.target, outcome: { decision: 'denied', error: error.error, status: error.status }, reason: { ...trail.reason, ...reason }, request_id: input.requestId });
+    ctx.logger.info({ reqId: input.requestId, user: trail.user, agent: trail.agent, delegation: trail.reason.delegation_id, target: trail.target, error: error.error, check: reason.check }, 'gateway call denied');
     throw error;
   };
 
@@ -166,6 +167,7 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     throw error;
   }
   await auditQuietly(ctx, { event: 'gateway.result', user: trail.user, agent: trail.agent, target: trail.target, outcome: { upstream_status: response.status, bytes: response.body.length }, reason: trail.reason, request_id: input.requestId });
+  ctx.logger.info({ reqId: input.requestId, user: trail.user, agent: trail.agent, delegation: trail.reason.delegation_id, target: trail.target, upstream_status: response.status }, 'gateway call forwarded');
   return response;
 }
 
