@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
 import { migrationsFor } from './migrations.ts';
@@ -56,11 +56,21 @@ function openPostgres(connectionString: string, schema: string | undefined): Sto
 async function migrate(store: Store): Promise<void> {
   const migrations = migrationsFor(store.dialect);
   const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
-  const migrator = new Migrator({ db: store.db, provider });
+  // Kysely looks for its migration tables in every schema unless told which one, so a second
+  // Mandate (or another Kysely app) in the same database would hide ours; name the current one.
+  const migrationTableSchema = store.dialect === 'postgres' ? await currentSchema(store.db) : undefined;
+  const migrator = new Migrator({ db: store.db, provider, ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }) });
 
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((result) => result.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`Database migration ${failed} failed: ${(error as Error).message}`, { cause: error });
   }
+}
+
+async function currentSchema(db: Db): Promise<string> {
+  const { rows } = await sql<{ schema: string | null }>`SELECT current_schema() AS schema`.execute(db);
+  const schema = rows[0]?.schema;
+  if (schema === undefined || schema === null) throw new Error('PostgreSQL has no current schema: check the search_path of the database user.');
+  return schema;
 }
