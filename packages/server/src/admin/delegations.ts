@@ -28,18 +28,18 @@ export async function listDelegationRecords(ctx: Ctx, query: unknown): Promise<D
 }
 
 export async function revokeOneDelegation(ctx: Ctx, id: string, input: unknown, actor: string): Promise<RevocationResult> {
-  const body = parseInput(revokeBody, input ?? {});
+  const body = parseInput(revokeBody, input === undefined ? {} : input);
   return { revoked: await revokeDelegation(ctx, id, { by: actor, reason: body.reason }) };
 }
 
 export async function revokeDelegationsOfAgent(ctx: Ctx, clientId: string, input: unknown, actor: string): Promise<RevocationResult> {
-  const body = parseInput(revokeBody, input ?? {});
+  const body = parseInput(revokeBody, input === undefined ? {} : input);
   const agent = await requireClient(ctx, clientId, 'agent', { path: true });
   return { revoked: await revokeAgentDelegations(ctx, agent.client_id, { by: actor, reason: body.reason }) };
 }
 
 export async function revokeDelegationsOfUser(ctx: Ctx, userReference: string, input: unknown, actor: string): Promise<RevocationResult> {
-  const body = parseInput(revokeBody, input ?? {});
+  const body = parseInput(revokeBody, input === undefined ? {} : input);
   const user = await requireUser(ctx, userReference, { path: true });
   return { revoked: await revokeUserDelegations(ctx, user.id, { by: actor, reason: body.reason }) };
 }

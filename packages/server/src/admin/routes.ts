@@ -16,6 +16,8 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: ServerConte
 
   await app.register(
     async (admin) => {
+      // The admin API takes JSON only; the server-wide form parser would turn a form into an object that validates.
+      admin.removeContentTypeParser('application/x-www-form-urlencoded');
       admin.get('/openapi.json', async (_request, reply) => reply.header('cache-control', 'no-cache').send(document));
 
       await admin.register(async (secured) => {
@@ -33,7 +35,7 @@ function registerOperation(app: FastifyInstance, ctx: ServerContext, operation: 
     url: operation.path,
     handler: async (request, reply) => {
       if (operation.query === undefined) parseInput(noQuery, request.query ?? {}, 'query');
-      if (operation.body === emptyBody) parseInput(emptyBody, request.body ?? {});
+      if (operation.body === emptyBody) parseInput(emptyBody, request.body === undefined ? {} : request.body);
 
       const result = await operation.handle(ctx, {
         params: request.params as Record<string, string>,

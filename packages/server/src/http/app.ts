@@ -6,6 +6,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { ServerContext } from '../context.ts';
 import { handleError } from './error-handler.ts';
 import { registerFormParser } from './form.ts';
+import { registerNulCharacterCheck } from './nul-characters.ts';
 import { newId } from '../store/ids.ts';
 
 export type RouteModule = (app: FastifyInstance, ctx: ServerContext) => void | Promise<void>;
@@ -17,8 +18,10 @@ export async function buildApp(ctx: ServerContext, routes: RouteModule[]): Promi
     genReqId: () => newId('req'),
     trustProxy: false,
     bodyLimit: 1024 * 1024,
-    // Fastify's default would answer a 404 and 400 with its own JSON; ours goes through handleError.
     return503OnClosing: true,
+    // Malformed percent-encoding and over-long path parameters are rejected by the router before
+    // any route runs; this sends them through handleError too, instead of Fastify's own JSON.
+    frameworkErrors: handleError,
   });
 
   app.setErrorHandler(handleError);
@@ -30,6 +33,7 @@ export async function buildApp(ctx: ServerContext, routes: RouteModule[]): Promi
   });
 
   registerFormParser(app);
+  registerNulCharacterCheck(app);
   await app.register(cookie);
   await app.register(csrf, { cookieOpts: { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.config.issuer.startsWith('https:') }, sessionPlugin: '@fastify/cookie' });
   await app.register(helmet, {

@@ -45,6 +45,10 @@ function publicRequestError(error: FastifyError): string {
       return 'The request body is empty but its content type is JSON.';
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return 'The request body is too large.';
+    case 'FST_ERR_BAD_URL':
+      return 'The request path contains malformed percent-encoding.';
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return 'A path parameter of the request is too long.';
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'The Content-Length header does not match the body.';
     default:

@@ -6,6 +6,9 @@ export type FormBody = Record<string, string | string[]>;
 
 const MAX_FORM_BYTES = 64 * 1024;
 
+/** Bodies that this parser produced, so `formBody` can tell them from parsed JSON. */
+const parsedForms = new WeakSet<object>();
+
 /** Parses form bodies keeping repeated names, so endpoints can reject duplicates (RFC 6749 §3.1, §3.2). */
 export function registerFormParser(app: FastifyInstance): void {
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: MAX_FORM_BYTES }, (_request, body, done) => {
@@ -16,6 +19,7 @@ export function registerFormParser(app: FastifyInstance): void {
       else if (Array.isArray(existing)) existing.push(value);
       else form[name] = [existing, value];
     }
+    parsedForms.add(form);
     done(null, form);
   });
 }
@@ -43,9 +47,9 @@ export function repeatedParam(form: FormBody | Record<string, unknown>, name: st
   throw new InvalidRequest(`The ${name} parameter is malformed.`);
 }
 
-/** Reads the form body of a request, which must be form-encoded. */
+/** Reads the form body of a request, which must be form-encoded (RFC 6749 §3.2 and §4.1.3); a JSON object is rejected. */
 export function formBody(body: unknown): FormBody {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+  if (body === null || typeof body !== 'object' || !parsedForms.has(body)) {
     throw new InvalidRequest('The request body must be application/x-www-form-urlencoded.');
   }
   return body as FormBody;

@@ -5,9 +5,14 @@ import { renderLoginPage } from '../web/login-page.tsx';
 import { authenticateUser } from './users.ts';
 import { endSession, startSession } from './session.ts';
 
-/** Only local paths may follow a sign-in, so the form cannot be used as an open redirect. */
+/**
+ * Only local paths may follow a sign-in, so the form cannot be used as an open redirect. The
+ * path goes into the Location header, so anything but visible ASCII (CR, LF, spaces, non-ASCII)
+ * falls back to the default too: Node rejects such a header value.
+ */
 export function safeReturnPath(value: unknown): string {
   if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return '/account/delegations';
+  if (!/^[\x21-\x7e]+$/.test(value)) return '/account/delegations';
   return value;
 }
 
