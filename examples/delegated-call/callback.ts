@@ -7,6 +7,9 @@ export interface CallbackServer {
   close(): Promise<void>;
 }
 
+/** How long the example waits for the browser to come back from the authorization server. */
+const CALLBACK_TIMEOUT_MS = 30_000;
+
 export async function startCallbackServer(): Promise<CallbackServer> {
   const waiting: Array<(url: URL) => void> = [];
   const received: URL[] = [];
@@ -29,7 +32,13 @@ export async function startCallbackServer(): Promise<CallbackServer> {
     next: () => {
       const ready = received.shift();
       if (ready !== undefined) return Promise.resolve(ready);
-      return new Promise((resolve) => waiting.push(resolve));
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`No authorization response reached ${base} within ${CALLBACK_TIMEOUT_MS} ms.`)), CALLBACK_TIMEOUT_MS);
+        waiting.push((url) => {
+          clearTimeout(timer);
+          resolve(url);
+        });
+      });
     },
     close: () => {
       server.closeAllConnections();

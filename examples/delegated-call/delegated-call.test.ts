@@ -13,7 +13,12 @@ const steps: string[] = [];
 before(async () => {
   server = await startTestServer();
   browser = await launchBrowser();
-  report = await runDelegatedCall({ issuer: server.issuer, ctx: server.ctx, browser, log: (step, detail) => steps.push(`[${step}] ${detail ?? ''}`) });
+  // Each step also goes to standard error, so a run that stops shows how far it got.
+  const log = (step: string, detail?: string) => {
+    steps.push(`[${step}] ${detail ?? ''}`);
+    process.stderr.write(`example step [${step}] done at ${new Date().toISOString()}\n`);
+  };
+  report = await runDelegatedCall({ issuer: server.issuer, ctx: server.ctx, browser, log });
 });
 after(async () => {
   await browser.close();

@@ -135,7 +135,7 @@ export async function runDelegatedCall(options: ScenarioOptions): Promise<Scenar
     const approvalPage = await session.newPage();
     await approvalPage.goto(approval.approvalUri);
     report.approvalPage = await approvalPage.textContent('main');
-    await Promise.all([approvalPage.waitForLoadState('load'), approvalPage.click('button[value="approve"], #approve')]);
+    await Promise.all([approvalPage.waitForResponse((response) => response.request().method() === 'POST'), approvalPage.click('button[value="approve"], #approve')]);
     await approvalPage.close();
     const approved = await agent.callGateway({ ...send, approvalId: approval.approvalId });
     const approvedBody = await approved.text();
@@ -204,7 +204,7 @@ async function authorizeInBrowser(session: BrowserContext, callback: CallbackSer
   if (page.url().includes('/login')) {
     await page.fill('#username', 'alice');
     await page.fill('#password', ALICE_PASSWORD);
-    await Promise.all([page.waitForLoadState('load'), page.click('#sign-in')]);
+    await Promise.all([page.waitForURL((url) => url.pathname === '/authorize'), page.click('#sign-in')]);
   }
   const consentText = (await page.textContent('main')) ?? '';
   await page.click('#allow');

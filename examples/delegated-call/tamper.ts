@@ -17,9 +17,14 @@ export async function tamperWithAuditEntry(ctx: ServerContext, seq: number): Pro
     await sql`DROP TRIGGER audit_log_no_update`.execute(ctx.db);
     await sql`UPDATE audit_log SET entry = replace(entry, '"created_at"', '"created_at" ') WHERE seq = ${seq}`.execute(ctx.db);
   } else {
-    await sql`ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update`.execute(ctx.db);
-    await sql`UPDATE audit_log SET entry = replace(entry, '"created_at"', '"created_at" ') WHERE seq = ${seq}`.execute(ctx.db);
-    await sql`ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update`.execute(ctx.db);
+    // ALTER TABLE waits for every open transaction on the table; a bounded wait turns a stuck
+    // transaction into an error instead of a hang.
+    await ctx.db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL lock_timeout = '10s'`.execute(trx);
+      await sql`ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update`.execute(trx);
+      await sql`UPDATE audit_log SET entry = replace(entry, '"created_at"', '"created_at" ') WHERE seq = ${seq}`.execute(trx);
+      await sql`ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update`.execute(trx);
+    });
   }
   return { updateRefused };
 }

@@ -9,11 +9,11 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** Fills in and submits the real sign-in page. */
+/** Fills in and submits the real sign-in page, and waits until the browser has left it. */
 export async function signIn(page: Page, username: string, password: string): Promise<void> {
   await page.fill('#username', username);
   await page.fill('#password', password);
-  await Promise.all([page.waitForLoadState('load'), page.click('#sign-in')]);
+  await Promise.all([page.waitForURL((url) => url.pathname !== '/login'), page.click('#sign-in')]);
 }
 
 /** A loopback server standing in for the client's redirect endpoint; it records each callback URL. */
