@@ -11,9 +11,9 @@ export interface AuditEvent {
   agent?: string | undefined;
   /** The administrator or client that initiated an admin action, when not the person. */
   actor?: string | undefined;
-  /** What the action touched: resource identifier, method and path, record ids. */
+  /** Target of the action: resource identifier, method and path, record ids. */
   target?: Record<string, unknown> | undefined;
-  /** What came back: `allowed`, `denied`, an HTTP status, an error code. */
+  /** Result of the action: `allowed`, `denied`, an HTTP status, an error code. */
   outcome: Record<string, unknown>;
   /** Why it was allowed or denied: roles, delegation, approval ids, the failed check. */
   reason?: Record<string, unknown> | undefined;

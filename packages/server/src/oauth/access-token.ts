@@ -58,7 +58,7 @@ export async function issueAccessToken(ctx: ServerContext, input: IssueAccessTok
 }
 
 /**
- * Verifies an access token that Mandate issued, as RFC 9068 §4 asks of a resource server:
+ * Verifies an access token that Mandate issued, as RFC 9068 §4 requires of a resource server:
  * the `typ` header (which rejects ID tokens), the signature by a published access token key,
  * `iss`, `aud` and `exp`. Every failure is `invalid_token`; the reason goes to the log only.
  */

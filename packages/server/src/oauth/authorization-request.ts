@@ -14,7 +14,7 @@ export interface AuthorizationRequest {
   state: string | undefined;
   codeChallenge: string;
   resource: ResourceWithActions;
-  /** Requested resource actions; undefined asks for every action the resource has. */
+  /** Requested resource actions; undefined requests every action the resource has. */
   actions: string[] | undefined;
   openid: boolean;
   nonce: string | undefined;

@@ -99,7 +99,7 @@ async function rememberAssertionId(ctx: ServerContext, clientId: string, jti: st
 }
 
 /**
- * RFC 9864 names Ed25519 signatures `Ed25519` where older clients say `EdDSA`; jose only picks a
+ * RFC 9864 names Ed25519 signatures `Ed25519` where older clients use `EdDSA`; jose only picks a
  * key whose `alg` equals the header's. For Ed25519 keys the key type already fixes the
  * algorithm, so their `alg` is dropped and either name verifies.
  */

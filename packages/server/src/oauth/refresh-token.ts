@@ -40,9 +40,9 @@ export async function issueRefreshToken(ctx: ServerContext, input: NewRefreshTok
 
 /**
  * Spends a refresh token for its client: it must be known, unspent, unrevoked and not idle too
- * long. A second use of a spent token means it leaked, so the whole family is revoked
- * (RFC 9700 §4.14.2). Marking the token spent is a conditional update, so two concurrent
- * uses cannot both succeed: the loser sees a reuse.
+ * long. A second use of a spent token means it leaked, so the whole family and its delegation
+ * are revoked (RFC 9700 §4.14.2). Marking the token spent is a conditional update, so two
+ * concurrent uses cannot both succeed, and the second is treated as a reuse.
  */
 export async function spendRefreshToken(ctx: ServerContext, token: string, clientId: string): Promise<RefreshTokenTable> {
   const row = await ctx.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).where('tenant_id', '=', ctx.tenantId).executeTakeFirst();
@@ -65,9 +65,9 @@ export async function spendRefreshToken(ctx: ServerContext, token: string, clien
 }
 
 /**
- * A reused refresh token means one copy leaked. The family's refresh tokens are revoked, and so
- * is the delegation, because access tokens already issued from the family carry its id: the
- * gateway rejects them on their next call instead of letting them live until they expire.
+ * Revokes the family's refresh tokens and the delegation. Access tokens already issued from
+ * the family carry the delegation's id, so the gateway rejects them on their next call instead
+ * of letting them live until they expire.
  */
 async function revokeGrant(ctx: ServerContext, row: RefreshTokenTable): Promise<void> {
   const now = nowSeconds();

@@ -48,7 +48,7 @@ export async function grantScope(ctx: ServerContext, principals: Principals, res
   return { scope, decisions };
 }
 
-/** The roles that justified a grant, for the audit log. */
+/** Lists the roles that justified a grant and the scopes refused, for the audit log. */
 export function grantReasons(decisions: ActionDecision[]): Record<string, unknown> {
   const allowed = decisions.filter((decision) => decision.allowed);
   return {

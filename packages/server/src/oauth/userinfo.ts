@@ -4,7 +4,7 @@ import { findUser } from '../identity/users.ts';
 import { verifyAccessToken } from './access-token.ts';
 import { InvalidToken, MissingToken } from './errors.ts';
 
-/** The audience of access tokens meant for the userinfo endpoint itself. */
+/** Returns the audience of access tokens meant for the userinfo endpoint itself. */
 export function userinfoAudience(issuer: string): string {
   return `${issuer}/userinfo`;
 }
