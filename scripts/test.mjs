@@ -23,10 +23,21 @@ function testFiles(dir) {
   return files;
 }
 
+/** Drops the schemas that earlier runs' test servers left in the PostgreSQL test database. */
+async function dropTestSchemas() {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: process.env.MANDATE_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test' });
+  await client.connect();
+  const { rows } = await client.query("SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[a-z0-9]+$'");
+  for (const { nspname } of rows) await client.query(`DROP SCHEMA "${nspname}" CASCADE`);
+  await client.end();
+}
+
 const files = [...testFiles('packages'), ...testFiles('examples')].sort();
 let failed = false;
 for (const database of databases) {
   console.log(`\n# Test suite on ${database}: ${files.length} files`);
+  if (database === 'postgres') await dropTestSchemas();
   const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
     stdio: 'inherit',
     env: { ...process.env, MANDATE_TEST_DB: database },

@@ -34,7 +34,7 @@ test('consent page names agent, resource, scopes', () => {
 });
 
 test('scope beyond the person role is not granted', () => {
-  assert.equal(report.grantedScope, 'mail.read mail.send');
+  assert.equal(report.grantedScope, 'openid mail.read mail.send');
   assert.equal(report.deleteBeyondRole, '403 insufficient_scope');
 });
 

@@ -154,6 +154,8 @@ export async function runDelegatedCall(options: ScenarioOptions): Promise<Scenar
     log('demotion', `alice lost mail-user: next call ${String(report.afterDemotion)}; role restored: ${restored.status}`);
 
     // 7. Token exchange: alice's portal token plus the agent's own token give the agent a notes token.
+    // Mandate exchanges only for an agent the person has delegated to, so alice consents first.
+    await authorizeInBrowser(session, callback, agentConfig, { scope: 'notes.read', resource: notesAudience });
     const portalConfig = await oidc.discovery(new URL(issuer), portal.client_id, {}, oidc.ClientSecretBasic(portal.client_secret), { execute: [oidc.allowInsecureRequests] });
     const portalGrant = await authorizeInBrowser(session, callback, portalConfig, { scope: 'notes.read', resource: notesAudience });
     const personToken = await oidc.authorizationCodeGrant(portalConfig, portalGrant.returned, { pkceCodeVerifier: portalGrant.verifier, expectedState: portalGrant.state });

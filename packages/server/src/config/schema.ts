@@ -34,6 +34,16 @@ export const configSchema = z
     allowLoopbackUpstreams: z.union([z.boolean(), z.stringbool()]).default(false),
     /** Per-IP request budget per minute on the sign-in and token endpoints. */
     rateLimitPerMinute: z.coerce.number().int().min(1).default(600),
+    /**
+     * Requires a server-issued `nonce` in every DPoP proof at the token endpoint and the gateway
+     * (RFC 9449 §8, §9); clients get one from a `use_dpop_nonce` error and retry.
+     */
+    dpopNoncesRequired: z.union([z.boolean(), z.stringbool()]).default(false),
+    /**
+     * Maximum number of actors in the nested `act` claim of an exchanged token (RFC 8693 §4.1):
+     * 1 lets agents act for people but not hand the token on, 3 allows agent → sub-agent → sub-sub-agent.
+     */
+    maxDelegationChainDepth: z.coerce.number().int().min(1).max(10).default(3),
   })
   .strict();
 

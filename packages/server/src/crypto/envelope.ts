@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 
 /**
@@ -17,6 +18,14 @@ export class Envelope {
     return new CompactEncrypt(new TextEncoder().encode(plaintext))
       .setProtectedHeader({ alg: 'A256GCMKW', enc: 'A256GCM', ctx: context })
       .encrypt(this.#masterKey);
+  }
+
+  /**
+   * Derives a 256-bit key for one purpose from the master key with HKDF-SHA-256 (RFC 5869), so
+   * every process sharing the master key derives the same key without storing it.
+   */
+  deriveKey(purpose: string): Uint8Array {
+    return new Uint8Array(hkdfSync('sha256', this.#masterKey, new Uint8Array(0), `mandate ${purpose}`, 32));
   }
 
   async open(jwe: string, context: string): Promise<string> {

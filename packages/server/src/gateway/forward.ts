@@ -16,7 +16,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
  * Request fields never sent upstream: the caller's credentials and Mandate's own fields, fields
  * that describe the client's connection, and fields undici sets itself.
  */
-const STRIPPED_REQUEST_FIELDS = new Set(['authorization', 'cookie', 'mandate-approval', 'host', 'forwarded', 'x-real-ip', 'content-length', 'expect', 'accept-encoding']);
+const STRIPPED_REQUEST_FIELDS = new Set(['authorization', 'dpop', 'cookie', 'mandate-approval', 'host', 'forwarded', 'x-real-ip', 'content-length', 'expect', 'accept-encoding']);
 
 /**
  * Response fields never relayed: cookies (they would be set for Mandate's origin), the

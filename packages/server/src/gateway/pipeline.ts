@@ -11,7 +11,7 @@ import type { Approval } from '../approvals/service.ts';
 import type { Db } from '../store/db.ts';
 import { matchAction } from './action-match.ts';
 import { APPROVAL_FIELD, ApprovalRejected, ApprovalRequired, passApprovalGate } from './approval-gate.ts';
-import { bearerToken, CallerRejected, checkDelegation, verifyDelegatedToken } from './authenticate.ts';
+import { CallerRejected, checkDelegation, presentedToken, useDpopChallenge, verifyDelegatedToken, verifySenderConstraint } from './authenticate.ts';
 import { buildOutgoingRequest, sendUpstream, type OutgoingRequest, type UpstreamResponse } from './forward.ts';
 import { normalizeUpstreamPath, type UpstreamPath } from './path.ts';
 
@@ -45,15 +45,17 @@ interface Trail {
  */
 export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest): Promise<UpstreamResponse> {
   const trail: Trail = { target: { resource_name: input.resourceName, method: input.method }, reason: {} };
+  const presented = presentedToken(singleField(input.headers.authorization));
   const deny = async (error: OAuthError, reason: Record<string, unknown>): Promise<never> => {
+    if (presented?.scheme === 'DPoP') useDpopChallenge(error);
     await auditQuietly(ctx, { event: 'gateway.denied', user: trail.user, agent: trail.agent, target: trail.target, outcome: { decision: 'denied', error: error.error, status: error.status }, reason: { ...trail.reason, ...reason }, request_id: input.requestId });
     ctx.logger.info({ reqId: input.requestId, user: trail.user, agent: trail.agent, delegation: trail.reason.delegation_id, target: trail.target, error: error.error, check: reason.check }, 'gateway call denied');
     throw error;
   };
 
-  // a. Resource and token (RFC 6750 §2.1, §3.1).
-  const token = bearerToken(singleField(input.headers.authorization));
-  if (token === undefined) return deny(new MissingToken(), { check: 'token_missing' });
+  // a. Resource and token (RFC 6750 §2.1, §3.1; RFC 9449 §7.1).
+  if (presented === undefined) return deny(new MissingToken(), { check: 'token_missing' });
+  const token = presented.token;
 
   const resource = await findResourceByName(ctx, input.resourceName);
   if (resource === undefined || resource.upstream_base_url === null || resource.upstream_auth === null) {
@@ -67,6 +69,10 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     trail.user = claims.sub;
     trail.agent = claims.act.sub;
     trail.reason = { delegation_id: claims.delegation_id, token_jti: claims.jti };
+
+    // RFC 9449 §7: a DPoP-bound token needs the DPoP scheme and a proof for this request.
+    const url = `${ctx.config.issuer}/gateway/${encodeURIComponent(input.resourceName)}${input.target}`;
+    await verifySenderConstraint(ctx, presented, claims, { proof: input.headers.dpop, method: input.method, url });
 
     // b. The delegation and both principals are still live.
     caller = await checkDelegation(ctx, claims, resource.id);

@@ -2,6 +2,7 @@ import { SignJWT, createLocalJWKSet, jwtVerify, errors as joseErrors, type JWTPa
 import type { ServerContext } from '../context.ts';
 import { newId, nowSeconds } from '../store/ids.ts';
 import { InvalidToken } from './errors.ts';
+import { isAccessTokenRevoked } from './revoked-access-tokens.ts';
 
 /** RFC 9068 §2.1: the media type of JWT access tokens, in the `typ` header. */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
@@ -15,10 +16,20 @@ export interface AccessTokenClaims extends JWTPayload {
   iat: number;
   exp: number;
   jti: string;
-  /** RFC 8693 §4.1: the agent acting for `sub`. */
-  act?: { sub: string };
+  /** RFC 8693 §4.1: the agent acting for `sub`, with earlier actors of a delegation chain nested inside. */
+  act?: ActorClaim;
+  /** RFC 8693 §4.4: the only party that may become the actor when this token is exchanged. */
+  may_act?: { sub: string; iss?: string };
   delegation_id?: string;
   tenant: string;
+  /** RFC 9449 §6.1: the thumbprint of the DPoP key the token is bound to. */
+  cnf?: { jkt: string };
+}
+
+/** An RFC 8693 §4.1 `act` claim: the current actor, and the actor before it in `act`. */
+export interface ActorClaim {
+  sub: string;
+  act?: ActorClaim;
 }
 
 export interface IssueAccessToken {
@@ -28,7 +39,16 @@ export interface IssueAccessToken {
   scope: string[];
   lifetimeSeconds: number;
   actor?: string | undefined;
+  /**
+   * The whole actor chain of a delegated token, current actor first; it replaces `actor` in the
+   * `act` claim, so its first entry should equal `actor`.
+   */
+  actorChain?: string[] | undefined;
+  /** Client id for the `may_act` claim; no grant sets it yet. */
+  mayAct?: string | undefined;
   delegationId?: string | undefined;
+  /** RFC 9449 §6.1: binds the token to this DPoP key thumbprint with `cnf.jkt`. */
+  dpopJkt?: string | undefined;
 }
 
 export interface IssuedAccessToken {
@@ -49,8 +69,10 @@ export async function issueAccessToken(ctx: ServerContext, input: IssueAccessTok
     exp: iat + input.lifetimeSeconds,
     jti: newId('at'),
     tenant: ctx.tenantId,
-    ...(input.actor === undefined ? {} : { act: { sub: input.actor } }),
+    ...actClaim(input),
+    ...(input.mayAct === undefined ? {} : { may_act: { sub: input.mayAct } }),
     ...(input.delegationId === undefined ? {} : { delegation_id: input.delegationId }),
+    ...(input.dpopJkt === undefined ? {} : { cnf: { jkt: input.dpopJkt } }),
   };
   const key = ctx.keys.accessToken;
   const token = await new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: ACCESS_TOKEN_TYP, kid: key.kid }).sign(key.privateKey);
@@ -64,6 +86,7 @@ export async function issueAccessToken(ctx: ServerContext, input: IssueAccessTok
  */
 export async function verifyAccessToken(ctx: ServerContext, token: string, audience: string): Promise<AccessTokenClaims> {
   const jwks = createLocalJWKSet({ keys: [ctx.keys.accessToken.publicJwk] });
+  let claims: AccessTokenClaims;
   try {
     const { payload } = await jwtVerify(token, jwks, {
       issuer: ctx.config.issuer,
@@ -73,23 +96,46 @@ export async function verifyAccessToken(ctx: ServerContext, token: string, audie
       requiredClaims: ['sub', 'client_id', 'iat', 'exp', 'jti'],
     });
     if (typeof payload.scope !== 'string' || typeof payload.client_id !== 'string') throw new Error('scope or client_id is not a string');
-    return payload as AccessTokenClaims;
+    claims = payload as AccessTokenClaims;
   } catch (error) {
     throw new InvalidToken(describeFailure(error), { detail: `access token rejected: ${(error as Error).message}`, cause: error });
   }
+
+  // RFC 7009 §2: a revoked token is invalid before it expires. A failed lookup throws, so the token is not accepted.
+  if (await isAccessTokenRevoked(ctx, claims.jti)) throw new InvalidToken('The access token has been revoked.', { detail: `access token ${claims.jti} was revoked` });
+  return claims;
 }
 
-/** Verifies an access token whatever its audience: for token exchange, where Mandate itself is the consumer. */
+/**
+ * Verifies an access token whatever its audience, for the endpoints where Mandate itself consumes
+ * it (token exchange, introspection, userinfo). A bad or revoked token is `invalid_token`; a
+ * failed revocation lookup throws its own error.
+ */
 export async function verifyOwnAccessToken(ctx: ServerContext, token: string): Promise<AccessTokenClaims> {
   const jwks = createLocalJWKSet({ keys: [ctx.keys.accessToken.publicJwk] });
-  const { payload } = await jwtVerify(token, jwks, {
-    issuer: ctx.config.issuer,
-    typ: ACCESS_TOKEN_TYP,
-    algorithms: [ctx.keys.accessToken.alg],
-    requiredClaims: ['sub', 'client_id', 'aud', 'iat', 'exp', 'jti'],
-  });
-  if (typeof payload.aud !== 'string' || typeof payload.scope !== 'string') throw new Error('aud or scope has the wrong type');
-  return payload as AccessTokenClaims;
+  let claims: AccessTokenClaims;
+  try {
+    const { payload } = await jwtVerify(token, jwks, {
+      issuer: ctx.config.issuer,
+      typ: ACCESS_TOKEN_TYP,
+      algorithms: [ctx.keys.accessToken.alg],
+      requiredClaims: ['sub', 'client_id', 'aud', 'iat', 'exp', 'jti'],
+    });
+    if (typeof payload.aud !== 'string' || typeof payload.scope !== 'string') throw new Error('aud or scope has the wrong type');
+    claims = payload as AccessTokenClaims;
+  } catch (error) {
+    throw new InvalidToken(describeFailure(error), { detail: `access token rejected: ${(error as Error).message}`, cause: error });
+  }
+
+  if (await isAccessTokenRevoked(ctx, claims.jti)) throw new InvalidToken('The access token has been revoked.', { detail: `access token ${claims.jti} was revoked` });
+  return claims;
+}
+
+/** Builds the nested `act` claim from the actor chain, or from the single actor. */
+function actClaim(input: IssueAccessToken): { act?: ActorClaim } {
+  const chain = input.actorChain ?? (input.actor === undefined ? [] : [input.actor]);
+  const act = chain.reduceRight<ActorClaim | undefined>((inner, sub) => (inner === undefined ? { sub } : { sub, act: inner }), undefined);
+  return act === undefined ? {} : { act };
 }
 
 function describeFailure(error: unknown): string {

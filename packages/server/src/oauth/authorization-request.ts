@@ -7,6 +7,8 @@ import { isValidChallenge } from './pkce.ts';
 import { resolveResource } from './resource-indicator.ts';
 import { OIDC_SCOPES, parseScope } from './scope.ts';
 
+const DPOP_JKT = /^[A-Za-z0-9_-]{43}$/;
+
 /** Parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707 §2) after validation. */
 export interface AuthorizationRequest {
   client: Client;
@@ -18,6 +20,8 @@ export interface AuthorizationRequest {
   actions: string[] | undefined;
   openid: boolean;
   nonce: string | undefined;
+  /** RFC 9449 §10: the thumbprint of the DPoP key that must redeem the code. */
+  dpopJkt: string | undefined;
 }
 
 /**
@@ -70,6 +74,10 @@ export async function validateAuthorizationRequest(ctx: ServerContext, params: R
     throw error;
   }
 
+  // RFC 9449 §10: dpop_jkt is an RFC 7638 SHA-256 thumbprint, 43 base64url characters.
+  const dpopJkt = safeSingle(params, 'dpop_jkt', redirectUri, state);
+  if (dpopJkt !== undefined && !DPOP_JKT.test(dpopJkt)) throw fail('invalid_request', 'dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key.');
+
   const actions = scopes?.filter((scope) => !OIDC_SCOPES.has(scope));
   return {
     client,
@@ -80,6 +88,7 @@ export async function validateAuthorizationRequest(ctx: ServerContext, params: R
     actions: actions === undefined || actions.length === 0 ? undefined : actions,
     openid: scopes?.includes('openid') === true,
     nonce: safeSingle(params, 'nonce', redirectUri, state),
+    dpopJkt,
   };
 }
 

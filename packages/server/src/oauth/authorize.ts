@@ -8,19 +8,26 @@ import { renderAuthorizationErrorPage, renderConsentPage } from '../web/consent-
 import { AuthorizationPageError, AuthorizationRedirectError, redirectWith, validateAuthorizationRequest, type AuthorizationRequest } from './authorization-request.ts';
 import { createDelegation } from './delegation.ts';
 import { OAuthError } from './errors.ts';
+import { findPushedAuthorizationRequest, spendPushedAuthorizationRequest } from './par.ts';
 import { grantReasons, grantScope } from './scope.ts';
 
 /** The parameters of an authorization request that the consent form carries back. */
-const CARRIED_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'resource', 'nonce'];
+const CARRIED_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'resource', 'nonce', 'dpop_jkt'];
 
 /** RFC 6749 §3.1: the authorization endpoint, its consent page and the decision. */
 export function registerAuthorizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/authorize', async (request, reply) => {
-    const params = request.query as Record<string, unknown>;
+    const query = request.query as Record<string, unknown>;
     return withAuthorizationErrors(ctx, reply, async () => {
+      // RFC 9126 §4: a request_uri stands for the parameters pushed to /par, validated again here.
+      const pushed = await findPushedAuthorizationRequest(ctx, query);
+      const params = pushed?.parameters ?? query;
       const authorization = await validateAuthorizationRequest(ctx, params);
       const signedIn = await currentSession(ctx, request);
       if (signedIn === undefined) return reply.redirect(signInUrl(request), 303);
+      // The request_uri is spent only once the person is signed in, so that the return from the
+      // sign-in page can still use it. The consent form then carries the pushed parameters.
+      if (pushed !== undefined) await spendPushedAuthorizationRequest(ctx, pushed);
 
       const granted = await proposeScope(ctx, authorization, signedIn);
       const refused = granted.decisions.filter((decision) => !decision.allowed).map((decision) => decision.action);
@@ -93,6 +100,7 @@ async function grantConsent(ctx: ServerContext, authorization: AuthorizationRequ
         auth_time: signedIn.authTime,
         expires_at: nowSeconds() + ctx.config.authorizationCodeTtlSeconds,
         used_at: null,
+        dpop_jkt: authorization.dpopJkt ?? null,
       })
       .execute();
     request.log.info({ user: signedIn.user.id, agent: authorization.client.client_id, delegation: delegation.id }, 'consent granted');

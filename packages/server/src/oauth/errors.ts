@@ -1,3 +1,5 @@
+import { DPOP_SIGNING_ALGORITHMS } from './dpop/algorithms.ts';
+
 /**
  * OAuth error responses, one class per RFC `error` value (RFC 6749 §5.2, RFC 6750 §3.1,
  * RFC 8707 §2, RFC 8693 §2.2.2). `description` goes on the wire; `detail` only to the log.
@@ -103,6 +105,13 @@ export class InsufficientScope extends OAuthError {
   }
 }
 
+/** OIDC Core §3.1.2.6: the server does not accept request objects (the `request` parameter). */
+export class RequestNotSupported extends OAuthError {
+  constructor(description: string, options?: Options) {
+    super('request_not_supported', 400, description, options);
+  }
+}
+
 export class TemporarilyUnavailable extends OAuthError {
   constructor(description: string, options?: Options) {
     super('temporarily_unavailable', 503, description, options);
@@ -123,4 +132,35 @@ function bearerChallenge(error: string, description: string, scope?: string): st
   const parts = [`realm="mandate"`, `error=${quoted(error)}`, `error_description=${quoted(description)}`];
   if (scope !== undefined) parts.push(`scope=${quoted(scope)}`);
   return `Bearer ${parts.join(', ')}`;
+}
+
+/** Where a DPoP proof is checked, which decides the status and challenge of its errors (RFC 9449 §5, §7.1). */
+export type DpopSite = 'token_endpoint' | 'resource';
+
+/**
+ * RFC 9449 §5 and §7.1: the DPoP proof is missing or invalid. 400 at the token endpoint;
+ * 401 with a `DPoP` challenge at a resource.
+ */
+export class InvalidDpopProof extends OAuthError {
+  constructor(description: string, site: DpopSite, options?: Options) {
+    const challenge: Record<string, string> = site === 'resource' ? { 'www-authenticate': dpopChallenge('invalid_dpop_proof', description) } : {};
+    super('invalid_dpop_proof', site === 'resource' ? 401 : 400, description, { ...options, headers: { ...challenge, ...options?.headers } });
+  }
+}
+
+/**
+ * RFC 9449 §8 and §9: the proof must carry the server's nonce, sent in the `DPoP-Nonce`
+ * header. 400 at the token endpoint; 401 with a `DPoP` challenge at a resource.
+ */
+export class UseDpopNonce extends OAuthError {
+  constructor(description: string, nonce: string, site: DpopSite, options?: Options) {
+    const challenge: Record<string, string> = site === 'resource' ? { 'www-authenticate': dpopChallenge('use_dpop_nonce', description) } : {};
+    super('use_dpop_nonce', site === 'resource' ? 401 : 400, description, { ...options, headers: { ...challenge, 'dpop-nonce': nonce, ...options?.headers } });
+  }
+}
+
+/** RFC 9449 §7.1: a `DPoP` challenge naming the accepted proof algorithms. */
+export function dpopChallenge(error: string, description: string): string {
+  const quoted = (value: string) => `"${value.replace(/["\\]/g, '')}"`;
+  return `DPoP realm="mandate", algs="${DPOP_SIGNING_ALGORITHMS.join(' ')}", error=${quoted(error)}, error_description=${quoted(description)}`;
 }

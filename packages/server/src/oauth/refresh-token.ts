@@ -2,6 +2,7 @@ import type { ServerContext } from '../context.ts';
 import { newId, newSecret, nowSeconds, sha256Hex } from '../store/ids.ts';
 import type { RefreshTokenTable } from '../store/schema.ts';
 import { InvalidGrant } from './errors.ts';
+import { requireBoundKey, type DpopBinding } from './dpop/token-request.ts';
 
 export interface NewRefreshToken {
   clientId: string;
@@ -11,6 +12,8 @@ export interface NewRefreshToken {
   scope: string[];
   /** The family of an earlier token this one replaces; a new family otherwise. */
   familyId?: string | undefined;
+  /** RFC 9449 §5: the DPoP key thumbprint the token is bound to. */
+  dpopJkt?: string | undefined;
 }
 
 /** Creates an opaque refresh token; only its SHA-256 digest is stored. */
@@ -33,6 +36,7 @@ export async function issueRefreshToken(ctx: ServerContext, input: NewRefreshTok
       idle_expires_at: now + ctx.config.refreshTokenIdleSeconds,
       used_at: null,
       revoked_at: null,
+      dpop_jkt: input.dpopJkt ?? null,
     })
     .execute();
   return token;
@@ -44,10 +48,12 @@ export async function issueRefreshToken(ctx: ServerContext, input: NewRefreshTok
  * are revoked (RFC 9700 §4.14.2). Marking the token spent is a conditional update, so two
  * concurrent uses cannot both succeed, and the second is treated as a reuse.
  */
-export async function spendRefreshToken(ctx: ServerContext, token: string, clientId: string): Promise<RefreshTokenTable> {
+export async function spendRefreshToken(ctx: ServerContext, token: string, clientId: string, dpop?: DpopBinding): Promise<RefreshTokenTable> {
   const row = await ctx.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).where('tenant_id', '=', ctx.tenantId).executeTakeFirst();
   if (row === undefined || row.client_id !== clientId) throw new InvalidGrant('The refresh token is invalid.', { detail: row === undefined ? 'unknown refresh token' : `refresh token of ${row.client_id} presented by ${clientId}` });
   if (row.revoked_at !== null) throw new InvalidGrant('The refresh token has been revoked.');
+  // RFC 9449 §5: checked before the token is spent, so a thief without the key cannot burn it.
+  requireBoundKey(row.dpop_jkt, dpop, 'refresh token');
 
   const now = nowSeconds();
   if (row.used_at !== null) {

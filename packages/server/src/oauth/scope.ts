@@ -57,3 +57,12 @@ export function grantReasons(decisions: ActionDecision[]): Record<string, unknow
     refused: decisions.filter((decision) => !decision.allowed).map((decision) => ({ scope: decision.action, denied_by: decision.deniedBy })),
   };
 }
+
+/**
+ * Puts `openid` first in an access token's scope when the authorization request contained it.
+ * grantScope drops it because it is not an action of any resource. The token keeps it so that
+ * userinfo (OIDC Core §5.3) accepts the tokens of OpenID Connect requests and no others.
+ */
+export function withOpenidScope(scope: string[], openid: boolean): string[] {
+  return openid ? ['openid', ...scope.filter((value) => value !== 'openid')] : scope;
+}

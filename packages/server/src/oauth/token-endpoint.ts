@@ -3,6 +3,8 @@ import type { ServerContext } from '../context.ts';
 import { formBody, requiredParam } from '../http/form.ts';
 import { authenticateClient } from './client-authentication.ts';
 import { UnsupportedGrantType } from './errors.ts';
+import { issueDpopNonce } from './dpop/nonce.ts';
+import { dpopBindingOfTokenRequest } from './dpop/token-request.ts';
 import { authorizationCodeGrant } from './grants/authorization-code.ts';
 import { clientCredentialsGrant } from './grants/client-credentials.ts';
 import { refreshTokenGrant } from './grants/refresh-token.ts';
@@ -27,7 +29,10 @@ export function registerTokenEndpoint(app: FastifyInstance, ctx: ServerContext):
     if (grant === undefined) throw new UnsupportedGrantType(`The grant type ${grantType.slice(0, 100)} is not supported.`);
 
     request.log = request.log.child({ agent: client.client_id });
-    const response = await grant(ctx, client, form);
+    const dpop = await dpopBindingOfTokenRequest(ctx, request.headers, client);
+    const response = await grant(ctx, client, form, dpop);
+    // RFC 9449 §8.2: a fresh nonce with each response lets the client skip the use_dpop_nonce round trip.
+    if (ctx.config.dpopNoncesRequired) reply.header('dpop-nonce', issueDpopNonce(ctx));
     return reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' }).send(response);
   });
 }

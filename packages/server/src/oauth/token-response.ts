@@ -5,7 +5,8 @@ import { tokenDigest } from '../audit/log.ts';
 /** RFC 6749 §5.1 successful token response, with RFC 8693 §2.2.1 `issued_token_type` when exchanging. */
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  /** RFC 9449 §5: `DPoP` when the access token is bound to a DPoP key. */
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
   refresh_token?: string;

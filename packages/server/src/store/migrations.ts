@@ -8,6 +8,8 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0001_initial': { up: (db) => createInitialSchema(db) },
     '0002_audit_append_only': { up: (db) => createAuditTriggers(db, dialect) },
     '0003_approval_body_preview': { up: (db) => db.schema.alterTable('approvals').addColumn('body_preview', 'text').execute() },
+    '0004_dpop_proofs': { up: (db) => addDpop(db) },
+    '0005_revoked_access_tokens': { up: (db) => createRevocationAndParTables(db) },
   };
 }
 
@@ -256,4 +258,51 @@ async function createAuditTriggers(db: Kysely<unknown>, dialect: Dialect): Promi
   await sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_reject_change()`.execute(db);
   await sql`CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_reject_change()`.execute(db);
   await sql`CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_reject_change()`.execute(db);
+}
+
+/**
+ * RFC 9449: the `jti` of every DPoP proof seen within the acceptance window (§11.1), the key
+ * that an authorization code or refresh token is bound to (§10, §5), and agents that must
+ * send DPoP proofs.
+ */
+async function addDpop(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('dpop_proofs')
+    .addColumn('jkt', 'text', (c) => c.notNull())
+    .addColumn('jti', 'text', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('dpop_proofs_pk', ['jkt', 'jti'])
+    .execute();
+  await db.schema.createIndex('dpop_proofs_expires_at').on('dpop_proofs').column('expires_at').execute();
+
+  await db.schema.alterTable('authorization_codes').addColumn('dpop_jkt', 'text').execute();
+  await db.schema.alterTable('refresh_tokens').addColumn('dpop_jkt', 'text').execute();
+  await db.schema.alterTable('clients').addColumn('require_dpop', 'integer').execute();
+}
+
+/**
+ * RFC 7009: the `jti` of each revoked access token, kept until the token expires. RFC 9126:
+ * pushed authorization requests, each waiting for one use at the authorization endpoint.
+ */
+async function createRevocationAndParTables(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('revoked_access_tokens')
+    .addColumn('jti', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addColumn('revoked_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('revoked_access_tokens_expires_at').on('revoked_access_tokens').column('expires_at').execute();
+
+  await db.schema
+    .createTable('pushed_authorization_requests')
+    .addColumn('request_uri_hash', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull())
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('parameters', 'text', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addColumn('used_at', 'bigint')
+    .execute();
+  await db.schema.createIndex('pushed_authorization_requests_expires_at').on('pushed_authorization_requests').column('expires_at').execute();
 }

@@ -22,6 +22,9 @@ export interface Database {
   client_assertion_ids: ClientAssertionIdTable;
   audit_log: AuditLogTable;
   audit_head: AuditHeadTable;
+  dpop_proofs: DpopProofTable;
+  revoked_access_tokens: RevokedAccessTokenTable;
+  pushed_authorization_requests: PushedAuthorizationRequestTable;
 }
 
 export interface TenantTable {
@@ -85,6 +88,8 @@ export interface ClientTable {
   redirect_uris: string;
   status: 'active' | 'disabled';
   created_at: number;
+  /** 1 when the token endpoint rejects this client's requests without a DPoP proof (RFC 9449 §5); null or 0 otherwise. */
+  require_dpop?: number | null;
 }
 
 export interface ResourceTable {
@@ -145,6 +150,8 @@ export interface AuthorizationCodeTable {
   auth_time: number;
   expires_at: number;
   used_at: number | null;
+  /** RFC 9449 §10: thumbprint of the DPoP key that must redeem this code, from the `dpop_jkt` parameter. */
+  dpop_jkt?: string | null;
 }
 
 export interface RefreshTokenTable {
@@ -161,6 +168,8 @@ export interface RefreshTokenTable {
   idle_expires_at: number;
   used_at: number | null;
   revoked_at: number | null;
+  /** RFC 9449 §5: thumbprint of the DPoP key this refresh token is bound to; null when unbound. */
+  dpop_jkt?: string | null;
 }
 
 export interface SessionTable {
@@ -243,3 +252,33 @@ export interface AuditHeadTable {
   hash: string;
 }
 
+
+/** `jti` values of DPoP proofs seen, per key, kept until the proof leaves the acceptance window (RFC 9449 §11.1). */
+export interface DpopProofTable {
+  /** RFC 7638 thumbprint of the proof's key. */
+  jkt: string;
+  jti: string;
+  expires_at: number;
+}
+
+/** An access token revoked before it expired (RFC 7009), by its `jti`; the row can go once `expires_at` has passed. */
+export interface RevokedAccessTokenTable {
+  jti: string;
+  tenant_id: string;
+  /** The client the token was issued to, which revoked it. */
+  client_id: string;
+  expires_at: number;
+  revoked_at: number;
+}
+
+/** An authorization request pushed to the PAR endpoint (RFC 9126), used once at /authorize. */
+export interface PushedAuthorizationRequestTable {
+  /** Hex SHA-256 of the `request_uri`. */
+  request_uri_hash: string;
+  tenant_id: string;
+  client_id: string;
+  /** JSON object of the pushed parameters; a repeated parameter is an array. */
+  parameters: string;
+  expires_at: number;
+  used_at: number | null;
+}

@@ -48,7 +48,8 @@ describe('gateway rejects hostile requests', () => {
       // The token
       { name: 'no Authorization', path: `${base}/items`, authorization: null, ...missing },
       { name: 'Basic scheme', path: `${base}/items`, authorization: 'Basic YTpi', ...missing },
-      { name: 'DPoP scheme', path: `${base}/items`, authorization: `DPoP ${token}`, ...missing },
+      // RFC 9449 §7.1: a bearer token under the DPoP scheme has no key to check a proof against.
+      { name: 'DPoP scheme, unbound token', path: `${base}/items`, authorization: `DPoP ${token}`, status: 401, error: 'invalid_token', challenge: /^DPoP realm="mandate", algs="[^"]+", error="invalid_token"/ },
       { name: 'Bearer without token', path: `${base}/items`, authorization: 'Bearer', ...missing },
       { name: 'Bearer with two tokens', path: `${base}/items`, authorization: `Bearer ${token} ${token}`, ...missing },
       { name: 'Bearer with bad characters', path: `${base}/items`, authorization: 'Bearer a"b;c', ...missing },

@@ -74,7 +74,8 @@ describe('metadata, JWKS, userinfo and static routes reject hostile requests', (
       { name: 'userinfo expired', method: 'GET', path: '/userinfo', headers: { authorization: `Bearer ${tokens.expired}` }, ...invalid },
       { name: 'userinfo other audience', method: 'GET', path: '/userinfo', headers: { authorization: `Bearer ${otherAudience}` }, ...invalid },
       { name: 'userinfo 8 KB token', method: 'GET', path: '/userinfo', headers: { authorization: `Bearer ${'a'.repeat(8000)}` }, ...invalid },
-      { name: 'userinfo by POST', method: 'POST', path: '/userinfo', headers: { authorization: `Bearer ${tokens.garbage}` }, ...notFound },
+      // OIDC Core §5.3.1: userinfo answers POST as well as GET.
+      { name: 'userinfo POST garbage', method: 'POST', path: '/userinfo', headers: { authorization: `Bearer ${tokens.garbage}` }, ...invalid },
     ];
 
     for (const entry of cases) {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createClient } from '../../src/agents/clients.ts';
 import { createUser, type User } from '../../src/identity/users.ts';
 import { issueAccessToken } from '../../src/oauth/access-token.ts';
+import { createDelegation } from '../../src/oauth/delegation.ts';
 import { newId, nowSeconds } from '../../src/store/ids.ts';
 import { saveConnection } from '../../src/vault/connections.ts';
 import type { TestServer } from '../harness.ts';
@@ -146,11 +147,13 @@ function basic(clientId: string, secret: string): string {
 }
 
 /**
- * Obtains a delegated token the way an agent does: the person's own access token (issued
- * here as the person's application would obtain it) exchanged at the real `/token` endpoint
+ * Obtains a delegated token the way an agent does: the person consents to the agent (the
+ * delegation the consent page would record), then the person's own access token (issued here
+ * as the person's application would obtain it) is exchanged at the real `/token` endpoint
  * with RFC 8693 token exchange.
  */
 export async function delegatedToken(server: TestServer, world: World, scope = 'read write purge send echo', audience = world.identifier): Promise<string> {
+  await createDelegation(server.ctx, { userId: world.user.id, clientId: world.agentId, resourceId: world.resourceId, scope: scope.split(' '), source: 'consent' });
   const subject = await issueAccessToken(server.ctx, { subject: world.user.id, clientId: world.applicationId, audience, scope: scope.split(' '), lifetimeSeconds: 600 });
   const response = await fetch(`${server.issuer}/token`, {
     method: 'POST',

@@ -65,7 +65,8 @@ describe('authorization code flow with PKCE, driven by openid-client and Chromiu
     assert.equal(claims.sub, world.alice.id);
     assert.deepEqual(claims.act, { sub: world.agent.client.client_id });
     assert.equal(claims.aud, world.resource.identifier);
-    assert.equal(claims.scope, 'mail.read mail.send');
+    // openid stays on the access token, which is what lets userinfo accept it.
+    assert.equal(claims.scope, 'openid mail.read mail.send');
     assert.equal(typeof tokens.refresh_token, 'string');
     assert.equal(tokens.claims()?.sub, world.alice.id);
     assert.equal(decodeJwt(tokens.id_token ?? '').aud, world.agent.client.client_id);

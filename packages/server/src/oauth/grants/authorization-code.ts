@@ -9,14 +9,15 @@ import { findLiveDelegation } from '../delegation.ts';
 import { issueIdToken } from '../id-token.ts';
 import { verifierMatches } from '../pkce.ts';
 import { issueRefreshToken } from '../refresh-token.ts';
-import { grantReasons, grantScope } from '../scope.ts';
+import { grantReasons, grantScope, withOpenidScope } from '../scope.ts';
 import { issueAuditedAccessToken, type TokenResponse } from '../token-response.ts';
+import { requireBoundKey, tokenTypeFor, type DpopBinding } from '../dpop/token-request.ts';
 
 /**
  * RFC 6749 §4.1.3 with PKCE (RFC 7636) and RFC 8707: redeems a code once, for the client it
  * was issued to, at the exact redirect URI, and recomputes the scope from the current roles.
  */
-export async function authorizationCodeGrant(ctx: ServerContext, client: Client, form: FormBody): Promise<TokenResponse> {
+export async function authorizationCodeGrant(ctx: ServerContext, client: Client, form: FormBody, dpop?: DpopBinding): Promise<TokenResponse> {
   const code = requiredParam(form, 'code');
   const redirectUri = requiredParam(form, 'redirect_uri');
   const verifier = requiredParam(form, 'code_verifier');
@@ -24,6 +25,8 @@ export async function authorizationCodeGrant(ctx: ServerContext, client: Client,
 
   const row = await ctx.db.selectFrom('authorization_codes').selectAll().where('code_hash', '=', sha256Hex(code)).where('tenant_id', '=', ctx.tenantId).executeTakeFirst();
   if (row === undefined || row.client_id !== client.client_id) throw new InvalidGrant('The authorization code is invalid.');
+  // RFC 9449 §10: a code requested with dpop_jkt is redeemed only with a proof by that key.
+  requireBoundKey(row.dpop_jkt, dpop, 'authorization code');
 
   const now = nowSeconds();
   const spent = await ctx.db.updateTable('authorization_codes').set({ used_at: now }).where('code_hash', '=', row.code_hash).where('used_at', 'is', null).executeTakeFirst();
@@ -49,6 +52,7 @@ export async function authorizationCodeGrant(ctx: ServerContext, client: Client,
 
   const agentId = client.kind === 'agent' ? client.client_id : undefined;
   const granted = await grantScope(ctx, { userId: user.id, agentId }, resource, row.scope.split(' '), new Set(delegation.scope.split(' ')));
+  const tokenScope = withOpenidScope(granted.scope, row.openid === 1);
 
   const { token, expiresIn } = await issueAuditedAccessToken(ctx, {
     grantType: 'authorization_code',
@@ -57,14 +61,15 @@ export async function authorizationCodeGrant(ctx: ServerContext, client: Client,
     clientId: client.client_id,
     actor: agentId,
     audience: resource.identifier,
-    scope: granted.scope,
+    scope: tokenScope,
     lifetimeSeconds: resource.access_token_ttl_seconds,
     delegationId: delegation.id,
+    dpopJkt: dpop?.jkt,
     reasons: grantReasons(granted.decisions),
   });
-  const refreshToken = await issueRefreshToken(ctx, { clientId: client.client_id, userId: user.id, delegationId: delegation.id, resourceId: resource.id, scope: granted.scope });
+  const refreshToken = await issueRefreshToken(ctx, { clientId: client.client_id, userId: user.id, delegationId: delegation.id, resourceId: resource.id, scope: tokenScope, dpopJkt: dpop?.jkt });
 
-  const response: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: granted.scope.join(' '), refresh_token: refreshToken };
+  const response: TokenResponse = { access_token: token, token_type: tokenTypeFor(dpop), expires_in: expiresIn, scope: tokenScope.join(' '), refresh_token: refreshToken };
   if (row.openid === 1) response.id_token = await issueIdToken(ctx, { user, clientId: client.client_id, nonce: row.nonce, authTime: Number(row.auth_time) });
   return response;
 }

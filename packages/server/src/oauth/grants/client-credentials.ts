@@ -6,16 +6,17 @@ import { InvalidScope, InvalidTarget, UnauthorizedClient } from '../errors.ts';
 import { resolveResource } from '../resource-indicator.ts';
 import { grantReasons, grantScope, parseScope } from '../scope.ts';
 import { issueAuditedAccessToken, type TokenResponse } from '../token-response.ts';
+import { tokenTypeFor, type DpopBinding } from '../dpop/token-request.ts';
 
 /**
  * RFC 6749 §4.4: an agent obtains a token for itself, with `sub` = its client_id and no person.
  * An admin client obtains the admin API scope this way and nothing else.
  */
-export async function clientCredentialsGrant(ctx: ServerContext, client: Client, form: FormBody): Promise<TokenResponse> {
+export async function clientCredentialsGrant(ctx: ServerContext, client: Client, form: FormBody, dpop?: DpopBinding): Promise<TokenResponse> {
   const requested = parseScope(singleParam(form, 'scope'));
   const resources = repeatedParam(form, 'resource');
 
-  if (client.kind === 'admin') return adminToken(ctx, client, resources, requested);
+  if (client.kind === 'admin') return adminToken(ctx, client, resources, requested, dpop);
   if (client.kind !== 'agent') throw new UnauthorizedClient('Only agents and admin clients may use client_credentials.');
 
   const resource = await resolveResource(ctx, resources);
@@ -27,12 +28,13 @@ export async function clientCredentialsGrant(ctx: ServerContext, client: Client,
     audience: resource.identifier,
     scope: granted.scope,
     lifetimeSeconds: resource.access_token_ttl_seconds,
+    dpopJkt: dpop?.jkt,
     reasons: grantReasons(granted.decisions),
   });
-  return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: granted.scope.join(' ') };
+  return { access_token: token, token_type: tokenTypeFor(dpop), expires_in: expiresIn, scope: granted.scope.join(' ') };
 }
 
-async function adminToken(ctx: ServerContext, client: Client, resources: string[], requested: string[] | undefined): Promise<TokenResponse> {
+async function adminToken(ctx: ServerContext, client: Client, resources: string[], requested: string[] | undefined, dpop: DpopBinding | undefined): Promise<TokenResponse> {
   const audience = adminAudience(ctx.config.issuer);
   if (resources.length !== 1 || resources[0] !== audience) throw new InvalidTarget(`Admin clients obtain tokens only for ${audience}.`);
   if (requested !== undefined && requested.some((scope) => scope !== ADMIN_SCOPE)) throw new InvalidScope(`Admin clients may request only the ${ADMIN_SCOPE} scope.`);
@@ -44,7 +46,8 @@ async function adminToken(ctx: ServerContext, client: Client, resources: string[
     audience,
     scope: [ADMIN_SCOPE],
     lifetimeSeconds: ctx.config.accessTokenTtlSeconds,
+    dpopJkt: dpop?.jkt,
     reasons: { client_kind: 'admin' },
   });
-  return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: ADMIN_SCOPE };
+  return { access_token: token, token_type: tokenTypeFor(dpop), expires_in: expiresIn, scope: ADMIN_SCOPE };
 }

@@ -1,0 +1,25 @@
+import type { ServerContext } from '../context.ts';
+import type { AccessTokenClaims } from './access-token.ts';
+
+/**
+ * Checks that the grant behind an access token is still live. Its client must be active. For a
+ * token issued on a person's behalf, the delegation must be unrevoked and belong to this person
+ * and client, and the person must be active. A token without a delegation must be the client's own
+ * (`sub` = `client_id`, from client_credentials). Introspection and userinfo apply this, as the
+ * gateway does, so revoking a delegation or disabling a principal ends its tokens at once.
+ */
+export async function isGrantLive(ctx: ServerContext, claims: AccessTokenClaims): Promise<boolean> {
+  if (claims.tenant !== ctx.tenantId) return false;
+
+  const client = await ctx.db.selectFrom('clients').select('status').where('tenant_id', '=', ctx.tenantId).where('client_id', '=', claims.client_id).executeTakeFirst();
+  if (client === undefined || client.status !== 'active') return false;
+
+  if (typeof claims.delegation_id !== 'string') return claims.sub === claims.client_id;
+
+  const delegation = await ctx.db.selectFrom('delegations').select(['user_id', 'client_id', 'revoked_at']).where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.delegation_id).executeTakeFirst();
+  if (delegation === undefined || delegation.revoked_at !== null) return false;
+  if (delegation.user_id !== claims.sub || delegation.client_id !== claims.client_id) return false;
+
+  const user = await ctx.db.selectFrom('users').select('status').where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.sub).executeTakeFirst();
+  return user !== undefined && user.status === 'active';
+}

@@ -1,0 +1,196 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import { createClient } from '../../src/agents/clients.ts';
+import { issueAccessToken } from '../../src/oauth/access-token.ts';
+import { nowSeconds } from '../../src/store/ids.ts';
+import { readAudit } from '../../src/audit/verify.ts';
+import { startTestServer, type TestServer } from '../harness.ts';
+import { createRole } from '../fixtures.ts';
+import { callGateway, createWorld, delegatedToken, startUpstream, type Upstream, type World } from '../gateway/world.ts';
+import { TYPE, exchange, postToken, type Agent } from './exchange-world.ts';
+
+/** Creates an agent whose roles allow only `read` on the world's resource. */
+async function readOnlyAgent(server: TestServer, world: World, name: string): Promise<Agent> {
+  const role = await createRole(server.ctx, `${name}-reader-${world.resourceName}`, [[world.identifier, 'read']]);
+  const created = await createClient(server.ctx, { kind: 'agent', name });
+  await server.ctx.db.insertInto('client_roles').values({ client_id: created.client.client_id, role_id: role }).execute();
+  return { clientId: created.client.client_id, secret: created.clientSecret ?? '' };
+}
+
+async function auditEvents(server: TestServer, name: string): Promise<Record<string, unknown>[]> {
+  const records = await readAudit(server.ctx.db, { limit: 10_000 });
+  return records.map((record) => record.event as unknown as Record<string, unknown>).filter((event) => event.event === name);
+}
+
+async function ownToken(server: TestServer, world: World, agent: Agent): Promise<string> {
+  const result = await postToken(server, agent, [['grant_type', 'client_credentials'], ['resource', world.identifier], ['scope', 'read']]);
+  if (result.status !== 200) throw new Error(`client_credentials failed: ${result.status} ${JSON.stringify(result.body)}`);
+  return String(result.body.access_token);
+}
+
+/** Exchanges the holder's token as the sub-agent, with the sub-agent's own token as actor_token. */
+async function handOn(server: TestServer, world: World, subAgent: Agent, subjectToken: string, extra: Array<[string, string]> = []) {
+  return exchange(server, subAgent, subjectToken, [['actor_token', await ownToken(server, world, subAgent)], ['actor_token_type', TYPE.access_token], ['resource', world.identifier], ...extra]);
+}
+
+describe('delegation chains (RFC 8693 §4.1)', () => {
+  let server: TestServer;
+  let upstream: Upstream;
+  let world: World;
+  let parent: Agent;
+  let sub: Agent;
+  let subSub: Agent;
+  let fourth: Agent;
+
+  before(async () => {
+    server = await startTestServer();
+    upstream = await startUpstream();
+    world = await createWorld(server, upstream.url);
+    parent = { clientId: world.agentId, secret: world.agentSecret };
+    sub = await readOnlyAgent(server, world, 'Sub agent');
+    subSub = await readOnlyAgent(server, world, 'Sub-sub agent');
+    fourth = await readOnlyAgent(server, world, 'Fourth agent');
+  });
+  after(async () => {
+    await server.stop();
+    await upstream.close();
+  });
+
+  test('sub-agent token nests the earlier actor', async () => {
+    const parentToken = await delegatedToken(server, world, 'read write echo');
+    const result = await handOn(server, world, sub, parentToken);
+    assert.equal(result.status, 200, JSON.stringify(result.body));
+
+    const claims = decodeJwt(String(result.body.access_token));
+    assert.equal(claims.sub, world.user.id);
+    assert.equal(claims.client_id, sub.clientId);
+    assert.deepEqual(claims.act, { sub: sub.clientId, act: { sub: parent.clientId } });
+    // The sub-agent's roles allow only read, so the intersection drops write and echo.
+    assert.equal(claims.scope, 'read');
+
+    const delegation = await server.ctx.db.selectFrom('delegations').selectAll().where('id', '=', String(claims.delegation_id)).executeTakeFirstOrThrow();
+    assert.equal(delegation.client_id, sub.clientId);
+    assert.equal(delegation.user_id, world.user.id);
+    assert.equal(delegation.source, 'token_exchange');
+    assert.equal(delegation.scope, 'read');
+
+    const created = (await auditEvents(server, 'delegation.created')).find((event) => (event.target as Record<string, unknown>).delegation_id === delegation.id);
+    assert.equal((created?.reason as Record<string, unknown>).parent_delegation_id, decodeJwt(parentToken).delegation_id);
+  });
+
+  test('gateway accepts the sub-agent token', async () => {
+    const result = await handOn(server, world, sub, await delegatedToken(server, world, 'read write echo'));
+    const token = String(result.body.access_token);
+
+    const read = await callGateway(server, world, '/items/7', { token });
+    assert.equal(read.status, 200);
+    const calls = await auditEvents(server, 'gateway.call');
+    assert.equal(calls.at(-1)?.agent, sub.clientId);
+    assert.equal(calls.at(-1)?.user, world.user.id);
+
+    const write = await callGateway(server, world, '/items', { token, method: 'POST', body: '{}' });
+    assert.equal(write.status, 403);
+  });
+
+  test('sub-agent cannot exceed its own roles', async () => {
+    const result = await handOn(server, world, sub, await delegatedToken(server, world, 'read write echo'), [['scope', 'write']]);
+    assert.equal(result.status, 400);
+    assert.equal(result.body.error, 'invalid_scope');
+  });
+
+  test('sub-agent cannot widen the holder scope', async () => {
+    const result = await handOn(server, world, sub, await delegatedToken(server, world, 'echo'), [['scope', 'read']]);
+    assert.equal(result.status, 400);
+    assert.equal(result.body.error, 'invalid_scope');
+  });
+
+  test('chain of three actors accepted', async () => {
+    const second = await handOn(server, world, sub, await delegatedToken(server, world, 'read'));
+    const third = await handOn(server, world, subSub, String(second.body.access_token));
+    assert.equal(third.status, 200, JSON.stringify(third.body));
+    assert.deepEqual(decodeJwt(String(third.body.access_token)).act, { sub: subSub.clientId, act: { sub: sub.clientId, act: { sub: parent.clientId } } });
+  });
+
+  test('chain beyond the maximum depth rejected', async () => {
+    const second = await handOn(server, world, sub, await delegatedToken(server, world, 'read'));
+    const third = await handOn(server, world, subSub, String(second.body.access_token));
+    const fourthResult = await handOn(server, world, fourth, String(third.body.access_token));
+    assert.equal(fourthResult.status, 400);
+    assert.equal(fourthResult.body.error, 'invalid_request');
+    assert.match(String(fourthResult.body.error_description), /4 actors, but this server allows at most 3/);
+  });
+
+  test('chain looping back rejected', async () => {
+    const second = await handOn(server, world, sub, await delegatedToken(server, world, 'read'));
+    const back = await exchange(server, parent, String(second.body.access_token), [['resource', world.identifier]]);
+    assert.equal(back.status, 400);
+    assert.equal(back.body.error, 'invalid_request');
+    assert.match(String(back.body.error_description), /already appears in the subject_token's actor chain/);
+  });
+
+  test('holder narrows its own token', async () => {
+    const parentToken = await delegatedToken(server, world, 'read write');
+    const result = await exchange(server, parent, parentToken, [['scope', 'read']]);
+    assert.equal(result.status, 200);
+    const claims = decodeJwt(String(result.body.access_token));
+    assert.deepEqual(claims.act, { sub: parent.clientId });
+    assert.equal(claims.delegation_id, decodeJwt(parentToken).delegation_id);
+    assert.equal(claims.scope, 'read');
+  });
+
+  test('revoked holder delegation rejected', async () => {
+    const parentToken = await delegatedToken(server, world, 'read');
+    await server.ctx.db.updateTable('delegations').set({ revoked_at: nowSeconds(), revoked_reason: 'test' }).where('id', '=', String(decodeJwt(parentToken).delegation_id)).execute();
+    const result = await handOn(server, world, sub, parentToken);
+    assert.equal(result.status, 400);
+    assert.equal(result.body.error, 'invalid_request');
+    assert.match(String(result.body.error_description), /revoked/);
+  });
+
+  test('revoked consent stops exchanged tokens', async () => {
+    const token = await delegatedToken(server, world, 'read');
+    assert.equal((await callGateway(server, world, '/items/1', { token })).status, 200);
+
+    await server.ctx.db.updateTable('delegations').set({ revoked_at: nowSeconds(), revoked_reason: 'test' }).where('id', '=', String(decodeJwt(token).delegation_id)).execute();
+    assert.equal((await callGateway(server, world, '/items/1', { token })).status, 401);
+  });
+
+  test('may_act on a delegated token enforced', async () => {
+    const parentToken = await delegatedToken(server, world, 'read');
+    const delegationId = String(decodeJwt(parentToken).delegation_id);
+    const issue = (mayAct: string) => issueAccessToken(server.ctx, { subject: world.user.id, clientId: parent.clientId, actor: parent.clientId, audience: world.identifier, scope: ['read'], lifetimeSeconds: 300, delegationId, mayAct });
+
+    const allowed = await handOn(server, world, sub, (await issue(sub.clientId)).token);
+    assert.equal(allowed.status, 200);
+
+    const refused = await handOn(server, world, sub, (await issue(subSub.clientId)).token);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error, 'invalid_request');
+    assert.match(String(refused.body.error_description), /"may_act" claim does not name/);
+  });
+});
+
+describe('delegation chain depth setting', () => {
+  let server: TestServer;
+  let upstream: Upstream;
+  let world: World;
+
+  before(async () => {
+    server = await startTestServer({ maxDelegationChainDepth: 1 });
+    upstream = await startUpstream();
+    world = await createWorld(server, upstream.url);
+  });
+  after(async () => {
+    await server.stop();
+    await upstream.close();
+  });
+
+  test('depth 1 forbids handing a token on', async () => {
+    const sub = await readOnlyAgent(server, world, 'Sub agent');
+    const result = await handOn(server, world, sub, await delegatedToken(server, world, 'read'));
+    assert.equal(result.status, 400);
+    assert.equal(result.body.error, 'invalid_request');
+    assert.match(String(result.body.error_description), /2 actors, but this server allows at most 1/);
+  });
+});
