@@ -65,6 +65,7 @@ function createClientBody(kind: ManagedKind) {
         'Exact redirect URIs for the authorization code flow',
       ),
       roles: z.array(roleName).max(100).optional().describe('Names of roles to assign'),
+      require_dpop: z.boolean().default(false).describe('Refuse token requests without a DPoP proof (RFC 9449), so every token is sender-constrained'),
     })
     .describe(kind === 'agent' ? 'A new agent (an OAuth client of kind agent)' : 'A new application that signs people in');
 }
@@ -81,6 +82,7 @@ export interface ClientView {
   token_endpoint_auth_method: ClientTable['token_endpoint_auth_method'];
   jwks: JSONWebKeySet | null;
   redirect_uris: string[];
+  require_dpop: boolean;
   status: ClientTable['status'];
   created_at: number;
   roles: string[];
@@ -100,7 +102,7 @@ export async function createClientRecord(ctx: Ctx, kind: ManagedKind, input: unk
   return rejectDuplicates(`A client named ${body.name} already exists.`, () =>
     auditedTransaction(ctx, async (trx) => {
       const scoped = { db: trx, tenantId: ctx.tenantId };
-      const { client, clientSecret } = await createClient(scoped, { kind, name: body.name, ownerUserId: owner?.id, jwks: body.jwks as JSONWebKeySet | undefined, redirectUris: body.redirect_uris });
+      const { client, clientSecret } = await createClient(scoped, { kind, name: body.name, ownerUserId: owner?.id, jwks: body.jwks as JSONWebKeySet | undefined, redirectUris: body.redirect_uris, requireDpop: body.require_dpop });
       for (const role of roles) await addClientRole(scoped, client.client_id, role.id);
 
       const view: CreatedClientView = clientView(client, roles.map((role) => role.name).sort());
@@ -169,6 +171,7 @@ export function clientView(client: Client, roles: string[]): ClientView {
     token_endpoint_auth_method: client.token_endpoint_auth_method,
     jwks: client.jwks === null ? null : (JSON.parse(client.jwks) as JSONWebKeySet),
     redirect_uris: redirectUrisOf(client),
+    require_dpop: client.require_dpop === 1,
     status: client.status,
     created_at: Number(client.created_at),
     roles,

@@ -13,6 +13,8 @@ export interface NewClient {
   /** Public JWK Set for private_key_jwt; without it the client gets a generated secret. */
   jwks?: JSONWebKeySet | undefined;
   redirectUris?: string[] | undefined;
+  /** Refuses token requests without a DPoP proof (RFC 9449 §5). */
+  requireDpop?: boolean | undefined;
 }
 
 export interface CreatedClient {
@@ -38,6 +40,7 @@ export async function createClient(ctx: Pick<ServerContext, 'db' | 'tenantId'>, 
     redirect_uris: JSON.stringify(input.redirectUris ?? []),
     status: 'active',
     created_at: nowSeconds(),
+    require_dpop: input.requireDpop === true ? 1 : 0,
   };
   await ctx.db.insertInto('clients').values(client).execute();
   return { client, clientSecret };

@@ -5,11 +5,11 @@ import { cliActor, formatTime, parseCommand, printJson, printTable, readJsonFile
 export async function createClientCommand(kind: ManagedKind, args: string[], io: CliIo): Promise<number> {
   const { values } = parseCommand(
     args,
-    { name: { type: 'string' }, owner: { type: 'string' }, 'jwks-file': { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true }, role: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    { name: { type: 'string' }, owner: { type: 'string' }, 'jwks-file': { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true }, role: { type: 'string', multiple: true }, 'require-dpop': { type: 'boolean' }, json: { type: 'boolean' } },
     [],
   );
   const jwks = values['jwks-file'] === undefined ? undefined : readJsonFile(values['jwks-file'], '--jwks-file');
-  const input = { name: values.name, owner: values.owner, jwks, redirect_uris: values['redirect-uri'], roles: values.role };
+  const input = { name: values.name, owner: values.owner, jwks, redirect_uris: values['redirect-uri'], roles: values.role, require_dpop: values['require-dpop'] === true };
   const client = await withContext((ctx) => createClientRecord(ctx, kind, input, cliActor()));
 
   if (values.json === true) {

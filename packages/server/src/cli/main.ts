@@ -38,7 +38,7 @@ const USAGE = `Usage: mandate <command> [options]
   users create --username U               password on stdin or --password-file
   users list | grant <user> <role> | revoke-role <user> <role> | disable <user>
   roles create --name N --permission "<resource> <action>" ... | list
-  agents create --name N [--owner U] [--jwks-file F] [--redirect-uri U]... [--role R]...
+  agents create --name N [--owner U] [--jwks-file F] [--redirect-uri U]... [--role R]... [--require-dpop]
   agents list | grant <client_id> <role> | revoke-role <client_id> <role>
   agents revoke <client_id>               revoke every delegation of the agent
   agents disable <client_id>
