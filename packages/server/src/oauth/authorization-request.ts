@@ -4,6 +4,7 @@ import type { ResourceWithActions } from '../resources/registry.ts';
 import { repeatedParam, singleParam } from '../http/form.ts';
 import { OAuthError } from './errors.ts';
 import { isValidChallenge } from './pkce.ts';
+import { redirectUriMatches } from './redirect-uri.ts';
 import { resolveResource } from './resource-indicator.ts';
 import { OIDC_SCOPES, parseScope } from './scope.ts';
 
@@ -100,8 +101,8 @@ async function verifyClientAndRedirect(ctx: ServerContext, params: Record<string
 
   const client = await findClient(ctx, clientId);
   if (client === undefined || client.status !== 'active' || client.kind === 'admin') throw new AuthorizationPageError('The client is unknown or disabled.');
-  // RFC 9700 §4.1.3: exact string matching against the registered redirect URIs.
-  if (!redirectUrisOf(client).includes(redirectUri)) throw new AuthorizationPageError('The redirect_uri is not registered for this client.');
+  // RFC 9700 §4.1.3: exact string matching against the registered redirect URIs (loopback ports excepted).
+  if (!redirectUrisOf(client).some((registered) => redirectUriMatches(registered, redirectUri))) throw new AuthorizationPageError('The redirect_uri is not registered for this client.');
   return { client, redirectUri };
 }
 
