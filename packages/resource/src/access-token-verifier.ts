@@ -34,6 +34,8 @@ export interface AccessTokenClaims {
   act?: { sub: string };
   delegationId?: string;
   tenant?: string;
+  /** RFC 9449 §6.1 confirmation: the RFC 7638 thumbprint of the DPoP key the token is bound to. */
+  cnf?: { jkt: string };
   jti: string;
   /** Expiry, in seconds since the Unix epoch. */
   exp: number;
@@ -185,6 +187,14 @@ export class AccessTokenVerifier {
       if (typeof delegationId !== 'string') reject('delegation_id claim is not a string');
       claims.delegationId = delegationId as string;
     }
+    if (payload.cnf !== undefined) {
+      const cnf = payload.cnf as { jkt?: unknown } | null;
+      if (typeof cnf !== 'object' || cnf === null || typeof cnf.jkt !== 'string' || cnf.jkt === '') {
+        return reject('cnf claim is not an object with a non-empty string jkt');
+      }
+      claims.cnf = { jkt: cnf.jkt };
+    }
+
     const tenant = payload.tenant;
     if (tenant !== undefined) {
       if (typeof tenant !== 'string') reject('tenant claim is not a string');

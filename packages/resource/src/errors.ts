@@ -1,5 +1,19 @@
 /**
- * Errors a resource server returns for a Bearer token request (RFC 6750 §3).
+ * Parameters of the `WWW-Authenticate` challenge that depend on the resource
+ * server's configuration rather than on the error.
+ */
+export interface ChallengeOptions {
+  /** Authentication scheme of the challenge. Defaults to `Bearer`. */
+  scheme?: 'Bearer' | 'DPoP';
+  /** RFC 9449 §7.1 `algs`: the DPoP proof algorithms accepted, for a `DPoP` challenge. */
+  dpopAlgorithms?: readonly string[];
+  /** RFC 9728 §5.1 `resource_metadata`: the URL of the protected resource metadata document. */
+  resourceMetadataUrl?: string;
+}
+
+/**
+ * Errors a resource server returns for a request with a Bearer (RFC 6750 §3)
+ * or DPoP (RFC 9449 §7.1) access token.
  * Each error carries the HTTP status, the `WWW-Authenticate` challenge and the
  * JSON body to send. The descriptions are fixed texts that never contain the
  * token; the detail of a failure is kept in `cause` for the server's own logs.
@@ -22,9 +36,21 @@ export abstract class BearerTokenError extends Error {
     return this.message;
   }
 
-  /** Value of the `WWW-Authenticate` response header. */
+  /** Value of the `WWW-Authenticate` response header for a `Bearer` challenge with no options. */
   get wwwAuthenticate(): string {
-    return formatBearerChallenge(this.challengeParameters());
+    return this.challenge();
+  }
+
+  /** Formats the `WWW-Authenticate` challenge for this error with the scheme and parameters in `options`. */
+  challenge(options: ChallengeOptions = {}): string {
+    const parameters = this.challengeParameters();
+    if (options.scheme === 'DPoP' && options.dpopAlgorithms !== undefined) {
+      parameters.push(['algs', options.dpopAlgorithms.join(' ')]);
+    }
+    if (options.resourceMetadataUrl !== undefined) {
+      parameters.push(['resource_metadata', options.resourceMetadataUrl]);
+    }
+    return formatChallenge(options.scheme ?? 'Bearer', parameters);
   }
 
   /** JSON body of the response (RFC 6749 §5.2 member names). */
@@ -57,7 +83,7 @@ export class MissingTokenError extends BearerTokenError {
   readonly error = undefined;
 
   constructor(options: { realm?: string } = {}) {
-    super('This resource requires an access token in the Authorization: Bearer header.', options);
+    super('This resource requires an access token in the Authorization header.', options);
   }
 }
 
@@ -92,12 +118,21 @@ export class InsufficientScopeError extends BearerTokenError {
   }
 }
 
-function formatBearerChallenge(parameters: [string, string][]): string {
+/**
+ * `invalid_dpop_proof` (RFC 9449 §7.1): the DPoP proof sent with a DPoP-bound
+ * access token is missing, malformed, replayed or does not match the request.
+ */
+export class InvalidDpopProofError extends BearerTokenError {
+  readonly status = 401;
+  readonly error = 'invalid_dpop_proof';
+}
+
+function formatChallenge(scheme: string, parameters: [string, string][]): string {
   if (parameters.length === 0) {
-    return 'Bearer';
+    return scheme;
   }
   const attributes = parameters.map(([name, value]) => `${name}="${sanitizeForQuotedString(value)}"`);
-  return `Bearer ${attributes.join(', ')}`;
+  return `${scheme} ${attributes.join(', ')}`;
 }
 
 /**

@@ -1,23 +1,47 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+import { extractAccessTokenCredentials } from './access-token-credentials.ts';
 import { AccessTokenVerifier } from './access-token-verifier.ts';
 import type { AccessTokenClaims, AccessTokenVerifierOptions } from './access-token-verifier.ts';
-import { extractBearerToken } from './bearer-token.ts';
-import { BearerTokenError, InsufficientScopeError, InvalidTokenError } from './errors.ts';
+import { DpopProofVerifier } from './dpop-proof.ts';
+import type { DpopProofVerifierOptions } from './dpop-proof.ts';
+import { BearerTokenError, InsufficientScopeError, InvalidTokenError, MissingTokenError } from './errors.ts';
+import type { ChallengeOptions } from './errors.ts';
+import { parseSecureUrl } from './secure-url.ts';
 
 export interface RequireAccessTokenOptions extends AccessTokenVerifierOptions {
   /** Scopes the token must all carry. A token missing any of them gets 403 insufficient_scope. */
   scopes?: string[];
+  /**
+   * DPoP (RFC 9449) settings, or false to accept only Bearer tokens. DPoP is
+   * on by default: a DPoP-bound token must then come with the `DPoP` scheme
+   * and a valid proof. The default replay cache lives in this process only.
+   */
+  dpop?: false | Omit<DpopProofVerifierOptions, 'realm'>;
+  /**
+   * Public base URL that the request path is appended to, to form the URL
+   * the client called, which a DPoP proof's `htu` must match. Set it when a
+   * proxy changes the scheme, host or port. Defaults to the origin of
+   * `audience`. The path comes from `req.originalUrl` (Express) or `req.url`.
+   */
+  publicUrl?: string;
+  /**
+   * URL of this resource's RFC 9728 metadata document. When set, every 401
+   * and 403 challenge carries it as `resource_metadata` (RFC 9728 §5.1), as
+   * MCP clients expect. See protectedResourceMetadataUrl.
+   */
+  resourceMetadataUrl?: string;
 }
 
 /** A request after requireAccessToken accepted it. */
-export type AuthenticatedRequest = IncomingMessage & { auth?: AccessTokenClaims };
+export type AuthenticatedRequest = IncomingMessage & { auth?: AccessTokenClaims; originalUrl?: string };
 
 /**
  * Connect/Express-style middleware, also callable from a plain node:http handler.
  * On success it sets `req.auth`, calls `next()` when given, and resolves to the
- * claims. On failure it sends the RFC 6750 error response itself, does not call
- * `next`, and resolves to undefined. The promise rejects only if `next` throws.
+ * claims. On failure it sends the RFC 6750 or RFC 9449 error response itself,
+ * does not call `next`, and resolves to undefined. The promise rejects only if
+ * `next` throws.
  */
 export type AccessTokenMiddleware = (
   req: AuthenticatedRequest,
@@ -27,19 +51,53 @@ export type AccessTokenMiddleware = (
 
 /**
  * Creates middleware that accepts only requests with a valid Mandate access
- * token for `audience` in the `Authorization: Bearer` header. The verifier,
- * and with it the discovered JWKS, is shared by every request.
+ * token for `audience` in the `Authorization` header, with the `Bearer`
+ * scheme or, for DPoP-bound tokens, the `DPoP` scheme and a proof. The
+ * verifiers, and with them the discovered JWKS and the replay cache, are
+ * shared by every request.
  */
 export function requireAccessToken(options: RequireAccessTokenOptions): AccessTokenMiddleware {
   const verifier = new AccessTokenVerifier(options);
   const realm = options.realm ?? options.audience;
   const requiredScopes = [...(options.scopes ?? [])];
+  const dpopVerifier = options.dpop === false ? undefined : new DpopProofVerifier({ ...options.dpop, realm });
+  const publicBase = dpopVerifier === undefined ? '' : publicBaseUrl(options);
+  const resourceMetadataUrl =
+    options.resourceMetadataUrl === undefined
+      ? undefined
+      : parseSecureUrl(options.resourceMetadataUrl, 'resourceMetadataUrl').href;
 
   return async (req, res, next) => {
+    let scheme: 'Bearer' | 'DPoP' = 'Bearer';
     let claims: AccessTokenClaims;
     try {
-      const token = extractBearerToken(req, realm);
-      claims = await verifier.verify(token);
+      const credentials = extractAccessTokenCredentials(req, realm);
+      scheme = credentials.scheme;
+      if (scheme === 'DPoP' && dpopVerifier === undefined) {
+        throw new MissingTokenError({ realm });
+      }
+
+      claims = await verifier.verify(credentials.token);
+
+      if (claims.cnf === undefined && scheme === 'DPoP') {
+        // RFC 9449 §7.1: the DPoP scheme carries only DPoP-bound tokens.
+        throw new InvalidTokenError('The access token is not DPoP-bound; send it with the Bearer scheme.', { realm });
+      }
+      if (claims.cnf !== undefined && scheme === 'Bearer') {
+        // RFC 9449 §7.2: a DPoP-bound token sent as a Bearer token is rejected,
+        // or anyone who copied it could use it without the private key.
+        throw new InvalidTokenError('The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof.', { realm });
+      }
+      if (claims.cnf !== undefined && dpopVerifier !== undefined) {
+        await dpopVerifier.verify({
+          proof: req.headers.dpop,
+          method: req.method ?? '',
+          url: publicBase + (req.originalUrl ?? req.url ?? '/'),
+          accessToken: credentials.token,
+          jkt: claims.cnf.jkt,
+        });
+      }
+
       const missing = requiredScopes.filter((scope) => !claims.scopes.includes(scope));
       if (missing.length > 0) {
         // The challenge names every scope the request needs, not only the
@@ -51,7 +109,11 @@ export function requireAccessToken(options: RequireAccessTokenOptions): AccessTo
         error instanceof BearerTokenError
           ? error
           : new InvalidTokenError('The access token is invalid.', { realm, cause: error });
-      sendBearerError(res, bearerError);
+      sendBearerError(res, bearerError, {
+        scheme,
+        dpopAlgorithms: dpopVerifier?.algorithms,
+        resourceMetadataUrl,
+      });
       return undefined;
     }
 
@@ -61,16 +123,53 @@ export function requireAccessToken(options: RequireAccessTokenOptions): AccessTo
   };
 }
 
-/** Sends `error` as an RFC 6750 response, unless a response was already started. */
-export function sendBearerError(res: ServerResponse, error: BearerTokenError): void {
+/**
+ * Sends `error` as an RFC 6750 or RFC 9449 response, unless a response was
+ * already started. A request without credentials gets a Bearer challenge and,
+ * when `challenge.dpopAlgorithms` is given, a DPoP challenge as well
+ * (RFC 9449 §7.1), so the client can pick either scheme.
+ */
+export function sendBearerError(res: ServerResponse, error: BearerTokenError, challenge: ChallengeOptions = {}): void {
   if (res.headersSent) {
     return;
   }
+
+  let wwwAuthenticate: string | string[];
+  if (error instanceof MissingTokenError && challenge.dpopAlgorithms !== undefined) {
+    wwwAuthenticate = [
+      error.challenge({ ...challenge, scheme: 'Bearer' }),
+      error.challenge({ ...challenge, scheme: 'DPoP' }),
+    ];
+  } else {
+    wwwAuthenticate = error.challenge(challenge);
+  }
+
   const body = JSON.stringify(error.toJSON());
   res.writeHead(error.status, {
     'content-type': 'application/json',
     'cache-control': 'no-store',
-    'www-authenticate': error.wwwAuthenticate,
+    'www-authenticate': wwwAuthenticate,
   });
   res.end(body);
+}
+
+/**
+ * Returns the prefix that a request path is appended to: the origin and path
+ * of `options.publicUrl` without a trailing slash, or the origin of `audience`.
+ */
+function publicBaseUrl(options: RequireAccessTokenOptions): string {
+  const value = options.publicUrl ?? options.audience;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new TypeError(`publicUrl is not an absolute URL: ${value}; set publicUrl when audience is not an http(s) URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new TypeError(`publicUrl must be an http(s) URL, got ${value}; set publicUrl when audience is not an http(s) URL`);
+  }
+  if (options.publicUrl === undefined) {
+    return url.origin;
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
 }

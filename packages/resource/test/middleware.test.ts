@@ -41,6 +41,10 @@ after(async () => {
   await authorizationServer.close();
 });
 
+/** The Bearer and the DPoP challenge for a request without credentials (RFC 9449 §7.1), as fetch joins them. */
+const MISSING_TOKEN_CHALLENGES =
+  `Bearer realm="${AUDIENCE}", DPoP realm="${AUDIENCE}", algs="EdDSA Ed25519 ES256 ES384 PS256 RS256"`;
+
 function get(headers: Record<string, string> = {}, url = resourceUrl): Promise<Response> {
   handledClaims = undefined;
   return fetch(url, { headers });
@@ -65,7 +69,7 @@ describe('requireAccessToken', () => {
     const response = await get();
 
     assert.equal(response.status, 401);
-    assert.equal(response.headers.get('www-authenticate'), `Bearer realm="${AUDIENCE}"`);
+    assert.equal(response.headers.get('www-authenticate'), MISSING_TOKEN_CHALLENGES);
     const body = (await response.json()) as Record<string, unknown>;
     assert.equal(body.error, undefined);
     assert.equal(typeof body.error_description, 'string');
@@ -76,7 +80,7 @@ describe('requireAccessToken', () => {
     const response = await get({ authorization: 'Basic YWdlbnQ6c2VjcmV0' });
 
     assert.equal(response.status, 401);
-    assert.equal(response.headers.get('www-authenticate'), `Bearer realm="${AUDIENCE}"`);
+    assert.equal(response.headers.get('www-authenticate'), MISSING_TOKEN_CHALLENGES);
   });
 
   it('returns 401 for an invalid token', async () => {
@@ -152,7 +156,7 @@ describe('requireAccessToken', () => {
       assert.equal(response.status, 400);
       assert.equal(
         response.headers.get('www-authenticate'),
-        `Bearer realm="${AUDIENCE}", error="invalid_request", error_description="The Authorization header is not a valid Bearer credential."`,
+        `Bearer realm="${AUDIENCE}", error="invalid_request", error_description="The Authorization header is not a valid Bearer or DPoP credential."`,
       );
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
     });
