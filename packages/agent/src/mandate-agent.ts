@@ -1,12 +1,14 @@
 import { discoverTokenEndpoint } from './authorization-server-metadata.ts';
 import { authenticateTokenRequest } from './client-authentication.ts';
 import type { ClientAuthentication } from './client-authentication.ts';
+import type { DpopKey } from './dpop-key.ts';
+import { DpopProver } from './dpop-proof.ts';
 import { sendGatewayRequest } from './gateway.ts';
 import type { GatewayRequest } from './gateway.ts';
 import { parseSecureUrl } from './secure-url.ts';
 import { inferSigningAlgorithm } from './signing-algorithm.ts';
 import type { ClientAssertionAlgorithm, ClientAssertionKey } from './signing-algorithm.ts';
-import { readTokenResponse } from './token-response.ts';
+import { readJsonObject, readTokenResponse } from './token-response.ts';
 import type { TokenResponse } from './token-response.ts';
 
 export interface MandateAgentOptions {
@@ -21,6 +23,13 @@ export interface MandateAgentOptions {
   privateKeyAlg?: ClientAssertionAlgorithm;
   /** `kid` header of the client assertion. Defaults to the `kid` of a JWK `privateKey`. */
   keyId?: string;
+  /**
+   * Sender-constrains every token with DPoP (RFC 9449). `true` generates an
+   * Ed25519 key pair with a non-extractable private key on first use, kept
+   * for the life of this agent. A WebCrypto CryptoKeyPair (Ed25519, ECDSA
+   * P-256 or P-384, RSA-PSS or RSASSA-PKCS1-v1_5 with SHA-256) is used as given.
+   */
+  dpop?: boolean | CryptoKeyPair;
   /** fetch implementation for every request. Defaults to the global fetch. */
   fetch?: typeof fetch;
 }
@@ -35,15 +44,18 @@ const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
  * Client for an agent process: gets access tokens from the Mandate token
  * endpoint and calls resources through the Mandate gateway.
  *
- * Every method sends exactly one request. The SDK never retries, never tries
- * other credentials and never substitutes another token, so every failure
- * reaches the caller as an error.
+ * Every method sends exactly one request, except that a DPoP request the
+ * server rejects with `use_dpop_nonce` is sent once more with the server's
+ * nonce (RFC 9449 §8, §9). The SDK never retries otherwise, never tries other
+ * credentials and never substitutes another token, so every failure reaches
+ * the caller as an error.
  */
 export class MandateAgent {
   readonly issuer: string;
   readonly clientId: string;
   readonly #authentication: ClientAuthentication;
   readonly #fetch: typeof fetch;
+  readonly #dpop: DpopProver | undefined;
   #tokenEndpoint: Promise<URL> | undefined;
 
   constructor(options: MandateAgentOptions) {
@@ -55,6 +67,16 @@ export class MandateAgent {
     this.clientId = options.clientId;
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#authentication = chooseClientAuthentication(options);
+    this.#dpop = chooseDpopProver(options.dpop);
+  }
+
+  /**
+   * Returns the DPoP key, generating it on the first call, or undefined
+   * without the `dpop` option. Its `thumbprint` is the `dpop_jkt`
+   * authorization request parameter (RFC 9449 §10).
+   */
+  async dpopKey(): Promise<DpopKey | undefined> {
+    return this.#dpop?.key();
   }
 
   /** Requests a token for the agent itself (RFC 6749 §4.4) for `resource` (RFC 8707). */
@@ -105,11 +127,13 @@ export class MandateAgent {
    * response for any status except 401 (throws UnauthorizedError) and 403
    * (throws ApprovalRequiredError for approval_required, else ForbiddenError).
    * After a person approves, repeat the same request with `approvalId`.
+   * With the `dpop` option the token goes under the DPoP scheme with a proof
+   * bound to it.
    */
   async callGateway(request: GatewayRequest): Promise<Response> {
     const gatewayBase = `${this.issuer.replace(/\/$/, '')}/gateway/`;
     const url = parseSecureUrl(new URL(request.url, gatewayBase), 'gateway request URL');
-    return sendGatewayRequest(url, request, this.#fetch);
+    return sendGatewayRequest(url, request, this.#fetch, this.#dpop);
   }
 
   async #requestToken(grantParameters: Record<string, string>, scope: ScopeInput | undefined): Promise<TokenResponse> {
@@ -121,19 +145,38 @@ export class MandateAgent {
 
     // Discover first, so the short-lived client assertion is signed right before it is sent.
     const tokenEndpoint = await this.#getTokenEndpoint();
+    let response = await this.#sendTokenRequest(tokenEndpoint, parameters);
+
+    if (this.#dpop !== undefined) {
+      const nonceReceived = this.#dpop.storeNonce(tokenEndpoint, response);
+      // RFC 9449 §8: the server wants a nonce in the proof. Send the request
+      // once more with the nonce, a new proof and a new client assertion.
+      if (nonceReceived && response.status === 400 && (await readJsonObject(response.clone()))?.error === 'use_dpop_nonce') {
+        await response.body?.cancel();
+        response = await this.#sendTokenRequest(tokenEndpoint, parameters);
+        this.#dpop.storeNonce(tokenEndpoint, response);
+      }
+    }
+    return readTokenResponse(response, scopeString, this.#dpop === undefined ? 'Bearer' : 'DPoP');
+  }
+
+  async #sendTokenRequest(tokenEndpoint: URL, grantParameters: URLSearchParams): Promise<Response> {
+    const parameters = new URLSearchParams(grantParameters);
     const headers = new Headers({
       accept: 'application/json',
       'content-type': 'application/x-www-form-urlencoded',
     });
     await authenticateTokenRequest(this.#authentication, this.issuer, headers, parameters);
+    if (this.#dpop !== undefined) {
+      headers.set('dpop', await this.#dpop.createProof('POST', tokenEndpoint));
+    }
 
-    const response = await this.#fetch(tokenEndpoint, {
+    return this.#fetch(tokenEndpoint, {
       method: 'POST',
       headers,
       body: parameters,
       redirect: 'manual',
     });
-    return readTokenResponse(response, scopeString);
   }
 
   #getTokenEndpoint(): Promise<URL> {
@@ -146,6 +189,12 @@ export class MandateAgent {
     }
     return this.#tokenEndpoint;
   }
+}
+
+function chooseDpopProver(option: MandateAgentOptions['dpop']): DpopProver | undefined {
+  if (option === undefined || option === false) return undefined;
+  if (option === true) return new DpopProver(undefined);
+  return new DpopProver(option);
 }
 
 function chooseClientAuthentication(options: MandateAgentOptions): ClientAuthentication {

@@ -1,10 +1,16 @@
 import { InvalidResponseError, TokenEndpointError } from './errors.ts';
 
+/** RFC 6749 §7.1 access token type: `Bearer` (RFC 6750) or `DPoP` (RFC 9449 §5). */
+export type TokenType = 'Bearer' | 'DPoP';
+
 /** A successful token endpoint response (RFC 6749 §5.1, RFC 8693 §2.2.1). */
 export interface TokenResponse {
   accessToken: string;
-  /** Always `Bearer`: the SDK rejects other token types. */
-  tokenType: 'Bearer';
+  /**
+   * `DPoP` when the agent uses DPoP, else `Bearer`. The SDK rejects a response
+   * of the other type, so a DPoP agent never receives an unbound token.
+   */
+  tokenType: TokenType;
   /** Lifetime of the access token in seconds, as sent by the server. */
   expiresIn: number;
   /** When the access token expires, computed from `expiresIn` and the local clock at receipt. */
@@ -21,9 +27,14 @@ export interface TokenResponse {
  * Converts a token endpoint response into a TokenResponse. Throws
  * TokenEndpointError for an error status, with the body's RFC 6749 §5.2 error
  * code or `server_error` when the body has none, and InvalidResponseError
- * for a 200 response that lacks a required member.
+ * for a 200 response that lacks a required member or whose token_type is
+ * not `expectedTokenType`.
  */
-export async function readTokenResponse(response: Response, requestedScope: string | undefined): Promise<TokenResponse> {
+export async function readTokenResponse(
+  response: Response,
+  requestedScope: string | undefined,
+  expectedTokenType: TokenType,
+): Promise<TokenResponse> {
   const body = await readJsonObject(response);
 
   if (response.status !== 200) {
@@ -39,9 +50,12 @@ export async function readTokenResponse(response: Response, requestedScope: stri
   if (typeof access_token !== 'string' || access_token === '') {
     throw new InvalidResponseError('Token endpoint response has no access_token');
   }
-  // RFC 6749 §5.1: token_type is case-insensitive.
-  if (typeof token_type !== 'string' || token_type.toLowerCase() !== 'bearer') {
-    throw new InvalidResponseError(`Token endpoint response has token_type ${String(token_type)}, expected Bearer`);
+  // RFC 6749 §5.1: token_type is case-insensitive. RFC 9449 §5: a server
+  // that bound the token to the proof's key returns token_type DPoP. A Bearer
+  // response to a DPoP request means the server ignored the proof, and the
+  // token would work for anyone who copies it, so it is rejected.
+  if (typeof token_type !== 'string' || token_type.toLowerCase() !== expectedTokenType.toLowerCase()) {
+    throw new InvalidResponseError(`Token endpoint response has token_type ${String(token_type)}, expected ${expectedTokenType}`);
   }
   if (typeof expires_in !== 'number' || !Number.isFinite(expires_in) || expires_in <= 0) {
     throw new InvalidResponseError('Token endpoint response has no positive expires_in');
@@ -52,7 +66,7 @@ export async function readTokenResponse(response: Response, requestedScope: stri
 
   const tokenResponse: TokenResponse = {
     accessToken: access_token,
-    tokenType: 'Bearer',
+    tokenType: expectedTokenType,
     expiresIn: expires_in,
     expiresAt: new Date(Date.now() + expires_in * 1000),
     scope: scope ?? requestedScope,
