@@ -1,4 +1,5 @@
 import type { ServerContext } from '../context.ts';
+import { isDelegationChainLive } from '../oauth/delegation.ts';
 import { verifyAccessToken, type AccessTokenClaims } from '../oauth/access-token.ts';
 import { AccessDenied, dpopChallenge, InvalidDpopProof, InvalidToken, MissingToken, OAuthError, UseDpopNonce } from '../oauth/errors.ts';
 import { verifyDpopProof } from '../oauth/dpop/proof.ts';
@@ -136,6 +137,7 @@ export async function checkDelegation(ctx: ServerContext, claims: AccessTokenCla
   if (delegation === undefined) throw revoked('delegation_not_found');
   if (delegation.user_id !== claims.sub || delegation.client_id !== claims.act.sub || delegation.resource_id !== resourceId) throw revoked('delegation_mismatch');
   if (delegation.revoked_at !== null) throw revoked('delegation_revoked');
+  if (!(await isDelegationChainLive(ctx, delegation))) throw revoked('parent_delegation_revoked');
 
   const agent = await ctx.db.selectFrom('clients').select(['status', 'kind']).where('tenant_id', '=', ctx.tenantId).where('client_id', '=', claims.act.sub).executeTakeFirst();
   if (agent === undefined || agent.status !== 'active' || agent.kind !== 'agent') throw revoked('agent_inactive');

@@ -10,7 +10,11 @@ export interface NewDelegation {
   resourceId: string;
   scope: string[];
   source: DelegationTable['source'];
+  parentDelegationId?: string | undefined;
 }
+
+/** Longest chain of parent delegations that `isDelegationChainLive` walks before it gives up. */
+const MAX_PARENT_DEPTH = 16;
 
 /** Records that a person lets an agent use these scopes on one resource, until revoked. */
 export async function createDelegation(ctx: Pick<ServerContext, 'db' | 'tenantId'>, input: NewDelegation): Promise<Delegation> {
@@ -26,6 +30,7 @@ export async function createDelegation(ctx: Pick<ServerContext, 'db' | 'tenantId
     last_used_at: null,
     revoked_at: null,
     revoked_reason: null,
+    parent_delegation_id: input.parentDelegationId ?? null,
   };
   await ctx.db.insertInto('delegations').values(delegation).execute();
   return delegation;
@@ -35,4 +40,20 @@ export async function createDelegation(ctx: Pick<ServerContext, 'db' | 'tenantId
 export async function findLiveDelegation(ctx: Pick<ServerContext, 'db' | 'tenantId'>, id: string): Promise<Delegation | undefined> {
   const delegation = await ctx.db.selectFrom('delegations').selectAll().where('tenant_id', '=', ctx.tenantId).where('id', '=', id).executeTakeFirst();
   return delegation === undefined || delegation.revoked_at !== null ? undefined : delegation;
+}
+
+/**
+ * Checks that every parent of a delegation made by chained token exchange is still live, so
+ * revoking an agent's delegation also ends the sub-agent delegations narrowed from it. A chain
+ * longer than the walk allows counts as revoked.
+ */
+export async function isDelegationChainLive(ctx: Pick<ServerContext, 'db' | 'tenantId'>, delegation: Pick<Delegation, 'parent_delegation_id'>): Promise<boolean> {
+  let parentId = delegation.parent_delegation_id ?? null;
+  for (let depth = 0; parentId !== null; depth += 1) {
+    if (depth >= MAX_PARENT_DEPTH) return false;
+    const parent = await ctx.db.selectFrom('delegations').select(['revoked_at', 'parent_delegation_id']).where('tenant_id', '=', ctx.tenantId).where('id', '=', parentId).executeTakeFirst();
+    if (parent === undefined || parent.revoked_at !== null) return false;
+    parentId = parent.parent_delegation_id ?? null;
+  }
+  return true;
 }

@@ -1,5 +1,6 @@
 import type { ServerContext } from '../context.ts';
 import type { AccessTokenClaims } from './access-token.ts';
+import { isDelegationChainLive } from './delegation.ts';
 
 /**
  * Checks that the grant behind an access token is still live. Its client must be active. For a
@@ -16,8 +17,9 @@ export async function isGrantLive(ctx: ServerContext, claims: AccessTokenClaims)
 
   if (typeof claims.delegation_id !== 'string') return claims.sub === claims.client_id;
 
-  const delegation = await ctx.db.selectFrom('delegations').select(['user_id', 'client_id', 'revoked_at']).where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.delegation_id).executeTakeFirst();
+  const delegation = await ctx.db.selectFrom('delegations').select(['user_id', 'client_id', 'revoked_at', 'parent_delegation_id']).where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.delegation_id).executeTakeFirst();
   if (delegation === undefined || delegation.revoked_at !== null) return false;
+  if (!(await isDelegationChainLive(ctx, delegation))) return false;
   if (delegation.user_id !== claims.sub || delegation.client_id !== claims.client_id) return false;
 
   const user = await ctx.db.selectFrom('users').select('status').where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.sub).executeTakeFirst();

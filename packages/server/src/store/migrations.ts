@@ -10,6 +10,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0003_approval_body_preview': { up: (db) => db.schema.alterTable('approvals').addColumn('body_preview', 'text').execute() },
     '0004_dpop_proofs': { up: (db) => addDpop(db) },
     '0005_revoked_access_tokens': { up: (db) => createRevocationAndParTables(db) },
+    '0006_delegation_parent': { up: (db) => db.schema.alterTable('delegations').addColumn('parent_delegation_id', 'text').execute() },
   };
 }
 

@@ -133,6 +133,8 @@ export interface DelegationTable {
   last_used_at: number | null;
   revoked_at: number | null;
   revoked_reason: string | null;
+  /** The delegation a chained token exchange narrowed; revoking it ends this one too. */
+  parent_delegation_id?: string | null;
 }
 
 export interface AuthorizationCodeTable {

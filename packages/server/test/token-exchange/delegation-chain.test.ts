@@ -156,6 +156,20 @@ describe('delegation chains (RFC 8693 §4.1)', () => {
     assert.equal((await callGateway(server, world, '/items/1', { token })).status, 401);
   });
 
+  test('revoking the holder stops sub-agent tokens', async () => {
+    const parentToken = await delegatedToken(server, world, 'read');
+    const handed = await handOn(server, world, sub, parentToken);
+    const subToken = String(handed.body.access_token);
+    assert.equal((await callGateway(server, world, '/items/2', { token: subToken })).status, 200);
+
+    const { revokeDelegation } = await import('../../src/revocation/revoke.ts');
+    await revokeDelegation(server.ctx, String(decodeJwt(parentToken).delegation_id), { by: 'test', reason: 'holder revoked' });
+
+    const after = await callGateway(server, world, '/items/2', { token: subToken });
+    assert.equal(after.status, 401);
+    assert.equal(((await after.json()) as { error: string }).error, 'invalid_token');
+  });
+
   test('may_act on a delegated token enforced', async () => {
     const parentToken = await delegatedToken(server, world, 'read');
     const delegationId = String(decodeJwt(parentToken).delegation_id);

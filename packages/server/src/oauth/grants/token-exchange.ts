@@ -109,10 +109,8 @@ async function resolveTarget(ctx: ServerContext, form: FormBody, subject: Subjec
  * audit entry names the parent delegation.
  */
 async function recordHandOff(ctx: ServerContext, client: Client, subject: Subject, resource: ResourceWithActions, authority: ExchangeAuthority, granted: GrantedScope): Promise<Delegation> {
-  // NOTE: no column links the new delegation to its parent, so revoking the parent leaves it
-  // live. Its tokens still expire no later than the subject token.
   return ctx.db.transaction().execute(async (trx) => {
-    const delegation = await createDelegation({ db: trx, tenantId: ctx.tenantId }, { userId: subject.userId, clientId: client.client_id, resourceId: resource.id, scope: granted.scope, source: 'token_exchange' });
+    const delegation = await createDelegation({ db: trx, tenantId: ctx.tenantId }, { userId: subject.userId, clientId: client.client_id, resourceId: resource.id, scope: granted.scope, source: 'token_exchange', parentDelegationId: authority.delegation.id });
     await ctx.audit(
       {
         event: 'delegation.created',
