@@ -124,7 +124,7 @@ describe('attack matrix: each attack gets its exact rejection', () => {
 
   const authorizeUrl = (params: Array<[string, string]>) => `${server.issuer}/authorize?${new URLSearchParams(params).toString()}`;
 
-  /** A complete, valid authorization request for the seeded agent; callers replace or add parameters. */
+  /** Builds a complete, valid authorization request for the seeded agent, with the given parameters replaced or removed. */
   const authorizationParams = (changes: Record<string, string | undefined> = {}): Array<[string, string]> => {
     const base: Record<string, string | undefined> = {
       response_type: 'code',
