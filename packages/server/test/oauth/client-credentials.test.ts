@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as client from 'openid-client';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { startTestServer, type TestServer } from '../harness.ts';
 import { seedWorld } from '../fixtures.ts';
@@ -74,6 +75,14 @@ describe('client_credentials grant (RFC 6749 §4.4)', () => {
     const replay = await token(server, body);
     assert.equal(replay.status, 401);
     assert.equal(replay.body.error, 'invalid_client');
+  });
+
+  test('openid-client private_key_jwt agent gets a token', async () => {
+    const config = await client.discovery(new URL(server.issuer), jwtAgent, {}, client.PrivateKeyJwt({ key: keyPair.privateKey, kid: 'k1' }), { execute: [client.allowInsecureRequests] });
+    const tokens = await client.clientCredentialsGrant(config, { resource: world.resource.identifier, scope: 'mail.read' });
+    assert.equal(tokens.token_type, 'bearer');
+    assert.equal(tokens.scope, 'mail.read');
+    assert.equal(decodeJwt(tokens.access_token).sub, jwtAgent);
   });
 
   test('scope outside the agent roles is refused', async () => {
