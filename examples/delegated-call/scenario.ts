@@ -13,7 +13,7 @@ import { tamperWithAuditEntry } from './tamper.ts';
 
 export const ALICE_PASSWORD = 'a long example passphrase';
 
-/** What the scenario observed; the test asserts on it and the example prints it. */
+/** Facts the scenario observed; the test asserts on them and the example prints them. */
 export interface ScenarioReport {
   [fact: string]: unknown;
 }
@@ -26,8 +26,8 @@ export interface ScenarioOptions {
 }
 
 /**
- * Carries one delegated tool call through Mandate: an operator sets up records through the
- * admin API, Alice signs in and delegates to an agent, the agent calls a third-party API
+ * Carries one delegated tool call through Mandate. An operator sets up records through the
+ * admin API, and Alice signs in and delegates to an agent. The agent calls a third-party API
  * through the gateway and an internal API directly, and every negative case is tried.
  */
 export async function runDelegatedCall(options: ScenarioOptions): Promise<ScenarioReport> {

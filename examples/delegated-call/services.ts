@@ -27,7 +27,7 @@ export interface UpstreamRequest {
 }
 
 /**
- * A third-party mail API that accepts only the person's own API key. It echoes the key it
+ * Starts a third-party mail API that accepts only the person's own API key. It echoes the key it
  * received in one header and one body field, so the test can prove the gateway redacts it.
  */
 export async function startMailUpstream(apiKey: string): Promise<LocalServer & { received: UpstreamRequest[] }> {
@@ -47,7 +47,7 @@ export async function startMailUpstream(apiKey: string): Promise<LocalServer & {
   return { url, received, close: () => close(server) };
 }
 
-/** An API of the organization that verifies Mandate's access tokens itself with @mandate/resource. */
+/** Starts an API of the organization that verifies Mandate's access tokens itself with @mandate/resource. */
 export async function startNotesApi(issuer: string, audience: string): Promise<LocalServer & { callers: Array<{ sub: string; actor: string | undefined }> }> {
   const callers: Array<{ sub: string; actor: string | undefined }> = [];
   const guard = requireAccessToken({ issuer, audience, scopes: ['notes.read'] });

@@ -46,7 +46,8 @@ export function extractAccessTokenCredentials(
   return { scheme, token: match[2] as string };
 }
 
-function hasAccessTokenQueryParameter(requestTarget: string | undefined): boolean {
+/** Reports whether the request target carries an `access_token` query parameter. */
+export function hasAccessTokenQueryParameter(requestTarget: string | undefined): boolean {
   if (requestTarget === undefined) {
     return false;
   }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 
+import { hasAccessTokenQueryParameter } from './access-token-credentials.ts';
 import { InvalidRequestError, MissingTokenError } from './errors.ts';
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token, where
@@ -35,15 +36,4 @@ export function extractBearerToken(request: IncomingMessage, realm: string | und
     throw new InvalidRequestError('The Authorization header is not a valid Bearer credential.', { realm });
   }
   return match[1] as string;
-}
-
-function hasAccessTokenQueryParameter(requestTarget: string | undefined): boolean {
-  if (requestTarget === undefined) {
-    return false;
-  }
-  const queryStart = requestTarget.indexOf('?');
-  if (queryStart === -1) {
-    return false;
-  }
-  return new URLSearchParams(requestTarget.slice(queryStart + 1)).has('access_token');
 }

@@ -5,7 +5,7 @@ import { issueAccessToken } from '../src/oauth/access-token.ts';
 import { createDelegation } from '../src/oauth/delegation.ts';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, type World } from './gateway/world.ts';
 import { basicAuthorization, createProof, type DpopKey } from './dpop/proofs.ts';
-import { consentInBrowser, type CodeFlow } from './oauth/code-flow.ts';
+import { consentInBrowser, readResponse, type CodeFlow } from './oauth/code-flow.ts';
 
 /** One HTTP response as the attack matrix inspects it: status, headers and the JSON body when there is one. */
 export interface Outcome {
@@ -17,15 +17,7 @@ export interface Outcome {
 
 /** Sends a request without following redirects and reads the whole body. */
 export async function call(url: string, init: RequestInit = {}): Promise<Outcome> {
-  const response = await fetch(url, { redirect: 'manual', ...init });
-  const text = await response.text();
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, json };
+  return readResponse(await fetch(url, { redirect: 'manual', ...init }));
 }
 
 /** Posts a form body (pairs, so that names can repeat) with the given extra headers. */

@@ -31,7 +31,7 @@ export async function openBodyPreview(envelope: Envelope, approvalId: string, se
   }
 }
 
-/** The preview as readable text: pretty JSON when the whole body parses, the text otherwise. */
+/** Formats the preview as readable text: pretty JSON when the whole body parses, the text otherwise. */
 export function formatPreview(preview: BodyPreview): { text: string; truncated: boolean; json: boolean } {
   const truncated = preview.totalBytes > preview.bytes.length;
   const text = preview.bytes.toString('utf8');

@@ -17,7 +17,7 @@ export interface DelegatedCaller {
   scope: Set<string>;
 }
 
-/** Why a caller was rejected, for the audit entry. */
+/** Rejection of a caller, with the failed check recorded in the audit entry. */
 export class CallerRejected extends Error {
   readonly denial: InvalidToken | AccessDenied | MissingToken | InvalidDpopProof | UseDpopNonce;
   readonly check: string;
@@ -120,13 +120,13 @@ export async function verifyDelegatedToken(ctx: ServerContext, token: string, au
 
   const actor = typeof claims.act === 'object' && claims.act !== null ? claims.act.sub : undefined;
   if (typeof actor !== 'string' || typeof claims.delegation_id !== 'string') {
-    throw new CallerRejected(new AccessDenied('The gateway accepts only tokens that an agent holds on behalf of a person (with "act" and "delegation_id" claims).'), 'not_delegated', claims);
+    throw new CallerRejected(new AccessDenied('The gateway accepts only tokens issued to an agent on behalf of a person (with "act" and "delegation_id" claims).'), 'not_delegated', claims);
   }
   return claims as AccessTokenClaims & { act: { sub: string }; delegation_id: string };
 }
 
 /**
- * Checks that the token's delegation still stands: it exists, it is this person's grant to
+ * Checks that the token's delegation is still valid: it exists, it is this person's grant to
  * this agent for this resource, it is not revoked, and the agent and the person are active.
  * Any failure is `invalid_token` (RFC 6750 §3.1: the token was revoked). Records the use.
  */

@@ -52,7 +52,7 @@ export class UpstreamError extends OAuthError {
   }
 }
 
-/** Where and how to inject the credential, read from the resource row. */
+/** Upstream base URL and credential injection method, read from the resource row. */
 export interface UpstreamTarget {
   baseUrl: string;
   /** `bearer` or `header:<Name>`. */
@@ -120,7 +120,7 @@ export async function sendUpstream(outgoing: OutgoingRequest, credential: string
       bodyTimeout: UPSTREAM_TIMEOUT_MS,
     });
   } catch (error) {
-    throw new UpstreamError('The upstream did not answer.', { detail: `upstream request failed: ${redactText(describe(error), forms)}` });
+    throw new UpstreamError('The upstream request failed or timed out.', { detail: `upstream request failed: ${redactText(describe(error), forms)}` });
   }
 
   const encoding = singleValue(response.headers['content-encoding']);

@@ -65,7 +65,7 @@ function encodeSegment(segment: string): string {
   return encodeURIComponent(segment).replace(LITERAL_PCHARS, (escape) => decodeURIComponent(escape));
 }
 
-/** Whether `prefix` covers `path` on a segment boundary: `/v1/items` covers `/v1/items/4` but not `/v1/itemsX`. */
+/** Reports whether `prefix` covers `path` on a segment boundary: `/v1/items` covers `/v1/items/4` but not `/v1/itemsX`. */
 export function pathHasPrefix(path: string, prefix: string): boolean {
   if (prefix === '/' || prefix === '') return true;
   const bare = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;

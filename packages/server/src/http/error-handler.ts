@@ -5,7 +5,7 @@ import { Problem } from './problem.ts';
 const ADMIN_PREFIX = '/admin/';
 
 /**
- * The one mapping from errors to responses. OAuth errors become RFC 6749 JSON, admin errors
+ * Maps every error to its response, in this one place. OAuth errors become RFC 6749 JSON, admin errors
  * RFC 9457 problems, Fastify's own request errors (bad JSON, wrong content type, body too
  * large) the protocol's invalid_request, and anything else a generic server_error with the
  * detail only in the log.

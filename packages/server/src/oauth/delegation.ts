@@ -13,7 +13,7 @@ export interface NewDelegation {
   parentDelegationId?: string | undefined;
 }
 
-/** Longest chain of parent delegations that `isDelegationChainLive` walks before it gives up. */
+/** Maximum number of parent delegations that `isDelegationChainLive` walks before it treats the chain as revoked. */
 const MAX_PARENT_DEPTH = 16;
 
 /** Records that a person lets an agent use these scopes on one resource, until revoked. */

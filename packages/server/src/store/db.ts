@@ -56,7 +56,7 @@ function openPostgres(connectionString: string, schema: string | undefined): Sto
 async function migrate(store: Store): Promise<void> {
   const migrations = migrationsFor(store.dialect);
   const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
-  // Kysely looks for its migration tables in every schema unless told which one, so a second
+  // Kysely looks for its migration tables in every schema unless it is given one, so a second
   // Mandate (or another Kysely app) in the same database would hide ours; name the current one.
   const migrationTableSchema = store.dialect === 'postgres' ? await currentSchema(store.db) : undefined;
   const migrator = new Migrator({ db: store.db, provider, ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }) });

@@ -242,7 +242,7 @@ async function createInitialSchema(db: Kysely<unknown>): Promise<void> {
 }
 
 /**
- * The audit log refuses UPDATE and DELETE at the database, whichever code path asks. The head
+ * Makes the database reject UPDATE and DELETE on the audit log, whatever code path sends them. The head
  * row is created here, once, so that concurrent first appends cannot race to insert it.
  */
 async function createAuditTriggers(db: Kysely<unknown>, dialect: Dialect): Promise<void> {

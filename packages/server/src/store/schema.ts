@@ -103,7 +103,7 @@ export interface ResourceTable {
   access_token_ttl_seconds: number;
   /** Base URL of the upstream the gateway forwards to; null for APIs that verify tokens themselves. */
   upstream_base_url: string | null;
-  /** How the gateway injects the credential: `bearer` or `header:<Name>`. */
+  /** Injection method of the gateway: `bearer` or `header:<Name>`. */
   upstream_auth: string | null;
   created_at: number;
 }

@@ -5,7 +5,7 @@ import type { ConnectionTable } from '../store/schema.ts';
 /** A stored connection as callers see it: never the ciphertext, never the credential. */
 export type Connection = Omit<ConnectionTable, 'ciphertext' | 'tenant_id'>;
 
-/** Why a connection cannot be saved; the admin API maps `reason` to a 404 or 400 problem. */
+/** Error for a connection that cannot be saved; the admin API maps `reason` to a 404 or 400 problem. */
 export class ConnectionError extends Error {
   readonly reason: 'user_not_found' | 'resource_not_found' | 'resource_without_upstream' | 'empty_credential';
 
@@ -20,7 +20,7 @@ type Ctx = Pick<ServerContext, 'db' | 'tenantId' | 'envelope'>;
 
 const PUBLIC_COLUMNS = ['id', 'user_id', 'resource_id', 'created_at', 'updated_at'] as const;
 
-/** The envelope context that binds a ciphertext to its row, so a copied ciphertext fails to open. */
+/** Returns the envelope context that binds a ciphertext to its row, so a copied ciphertext fails to open. */
 function envelopeContext(connectionId: string): string {
   return `connection:${connectionId}`;
 }
@@ -58,8 +58,8 @@ export async function saveConnection(ctx: Ctx, input: { userId: string; resource
       return { ...existing, updated_at: now };
     }
 
-    // NOTE: two concurrent first saves for the same person and resource both reach this insert;
-    // the unique constraint on (user_id, resource_id) rejects the second with a database error.
+    // NOTE: two concurrent first saves for the same person and resource both reach this insert.
+    // The unique constraint on (user_id, resource_id) then rejects the second with a database error.
     const id = newId('con');
     const ciphertext = await ctx.envelope.seal(input.credential, envelopeContext(id));
     const row: ConnectionTable = { id, tenant_id: ctx.tenantId, user_id: input.userId, resource_id: input.resourceId, ciphertext, created_at: now, updated_at: now };

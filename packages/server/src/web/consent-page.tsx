@@ -15,7 +15,7 @@ export interface ConsentView {
   csrfToken: string;
 }
 
-/** The consent page: names the agent, the resource and every scope before anything is delegated. */
+/** Renders the consent page, which names the agent, the resource and every scope before anything is delegated. */
 export function renderConsentPage(view: ConsentView): string {
   return renderPage(
     'Allow access',

@@ -8,7 +8,7 @@ import { createDelegation } from '../../src/oauth/delegation.ts';
 import { issueAccessToken } from '../../src/oauth/access-token.ts';
 
 // oauth4webapi (panva's client library) runs the RFC 9449 §8 nonce flow against the real
-// server: the first request is answered with use_dpop_nonce, the library keeps the nonce
+// server: the server rejects the first request with use_dpop_nonce, the library keeps the nonce
 // from the DPoP-Nonce header, and the retry carries it.
 describe('DPoP nonce flow with oauth4webapi', () => {
   let server: TestServer;
@@ -29,7 +29,7 @@ describe('DPoP nonce flow with oauth4webapi', () => {
     await upstream.close();
   });
 
-  /** Sends a request once, and once more when the server asks for a DPoP nonce. */
+  /** Sends a request once, and once more when the server requires a DPoP nonce. */
   async function withNonceRetry<T>(attempt: () => Promise<T>): Promise<{ result: T; retried: boolean }> {
     try {
       return { result: await attempt(), retried: false };

@@ -48,6 +48,11 @@ export async function postForm(url: string, form: Record<string, string> | strin
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   if (credentials !== undefined) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(credentials.clientId)}:${encodeURIComponent(credentials.secret)}`).toString('base64')}`;
   const response = await fetch(url, { method: 'POST', headers, body: typeof form === 'string' ? form : new URLSearchParams(form) });
+  return readResponse(response);
+}
+
+/** Reads a response's status, headers and body, with the body parsed when it is JSON. */
+export async function readResponse(response: Response): Promise<{ status: number; headers: Headers; text: string; json: Record<string, unknown> | undefined }> {
   const text = await response.text();
   let json: Record<string, unknown> | undefined;
   try {

@@ -10,7 +10,7 @@ import { authorizationCodeTokens, postForm, type CodeFlow } from './code-flow.ts
 
 // Two replicas of one agent that refresh with the same refresh token at the same moment: the
 // store lets exactly one win, and the other use is a reuse, which revokes the grant. The
-// documented answer (docs/refresh-tokens.md) is that replicas share one refresher.
+// documented rule (docs/refresh-tokens.md) is that replicas share one refresher.
 describe('concurrent refresh of one refresh token', () => {
   let server: TestServer;
   let browser: Browser;

@@ -6,7 +6,7 @@ import { seedWorld } from '../fixtures.ts';
 import { issueIdToken } from '../../src/oauth/id-token.ts';
 import { postForm } from './code-flow.ts';
 
-// jose's own jwtVerify, configured as RFC 9068 §4 tells a resource server: the published JWKS,
+// jose's own jwtVerify, configured as RFC 9068 §4 requires of a resource server: the published JWKS,
 // the exact issuer, its own audience, and `typ` at+jwt.
 describe('jose jwtVerify as an RFC 9068 resource server', () => {
   let server: TestServer;
