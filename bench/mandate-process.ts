@@ -7,9 +7,14 @@ import { runToCompletion, startChildServer, type ChildServer } from './child-pro
 
 const CLI = 'packages/server/src/cli/main.ts';
 
-/** Gateway resource that both benchmarks use. Its one action, `read`, maps to `GET /items`. */
+/**
+ * Gateway resource that every benchmark uses. Its action `read` maps to `GET /items`. The
+ * policy benchmarks decide its action `pay` (`POST /payments`), which declares the arguments
+ * `amount` (Long) and `currency` (String).
+ */
 export const RESOURCE_NAME = 'bench-items';
 export const SCOPE = 'read';
+export const PAY_ACTION = 'pay';
 export const TOKEN_TTL_SECONDS = 1800;
 export const USERNAME = 'bench-person';
 
@@ -53,17 +58,31 @@ export async function prepareMandate(): Promise<MandateInstance> {
 }
 
 /**
- * Creates, with the `mandate` CLI, a role allowing `read` on the gateway resource, a person and
- * an agent holding it, and the person's stored credential for the upstream.
+ * Creates, with the `mandate` CLI, a role allowing `read` and `pay` on the gateway resource, a
+ * person and an agent holding it, and the person's stored credential for the upstream.
  */
 export async function createRecords(mandate: MandateInstance, upstreamUrl: string, upstreamCredential: string): Promise<BenchRecords> {
   const password = randomBytes(18).toString('base64url');
   const redirectUri = 'http://127.0.0.1:9/callback';
   const resource = JSON.parse(
-    await cli(mandate, ['resources', 'create', '--name', RESOURCE_NAME, '--upstream', `${upstreamUrl}/api`, '--token-ttl', String(TOKEN_TTL_SECONDS), '--action', `${SCOPE} GET /items`, '--json']),
+    await cli(mandate, [
+      'resources',
+      'create',
+      '--name',
+      RESOURCE_NAME,
+      '--upstream',
+      `${upstreamUrl}/api`,
+      '--token-ttl',
+      String(TOKEN_TTL_SECONDS),
+      '--action',
+      `${SCOPE} GET /items`,
+      '--action',
+      `${PAY_ACTION} POST /payments amount:Long currency:String`,
+      '--json',
+    ]),
   ) as { identifier: string };
 
-  await cli(mandate, ['roles', 'create', '--name', 'bench-reader', '--permission', `${resource.identifier} ${SCOPE}`]);
+  await cli(mandate, ['roles', 'create', '--name', 'bench-reader', '--permission', `${resource.identifier} ${SCOPE}`, '--permission', `${resource.identifier} ${PAY_ACTION}`]);
   await cli(mandate, ['users', 'create', '--username', USERNAME, '--role', 'bench-reader'], password);
   const agent = JSON.parse(await cli(mandate, ['agents', 'create', '--name', 'Bench agent', '--redirect-uri', redirectUri, '--role', 'bench-reader', '--json'])) as { client_id: string; client_secret: string };
   await cli(mandate, ['credentials', 'set', '--user', USERNAME, '--resource', RESOURCE_NAME], upstreamCredential);

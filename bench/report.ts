@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, release, totalmem } from 'node:os';
 import type { LoadResult } from './load.ts';
+import { renderPolicySection, type PolicyReport } from './policy-report.ts';
 
 export interface Machine {
   cpus: number;
@@ -30,6 +31,7 @@ export interface BenchReport {
   durationSeconds: number;
   tokens: Array<{ mandate: Measurement; baseline: Measurement }>;
   gateway: Array<{ direct: Measurement; gateway: Measurement }>;
+  policy: PolicyReport;
 }
 
 export function describeMachine(): Machine {
@@ -105,10 +107,12 @@ export function renderMarkdown(report: BenchReport): string {
 
   return `# Benchmarks
 
-\`npm run bench\` (the script \`bench/run.ts\`) measures two things on one machine in one run. The
+\`npm run bench\` (the script \`bench/run.ts\`) measures three things on one machine in one run. The
 first is how many \`client_credentials\` access tokens Mandate issues per second, next to a bare
 \`node:http\` token endpoint that does the same client authentication and signing. The second is
 how much latency the credential gateway adds to a call over calling the upstream API directly.
+The third is the cost of a policy decision: its latency in process, and AuthZEN evaluations per
+second over HTTP next to a bare \`node:http\` server.
 The numbers below come from one run of that script and describe this machine only. Run the
 script again before comparing a change.
 
@@ -173,6 +177,7 @@ and appends the outcome. The added latency is the gateway's percentile minus the
 With one connection it is the cost of a single call. With 16 connections Mandate runs at its
 maximum throughput, so most of the added latency is time that requests wait in its queue.
 
+${renderPolicySection(report.policy)}
 ## Memory
 
 Peak resident set size (\`VmHWM\` in \`/proc/<pid>/status\`), reset before each row and read after
@@ -203,7 +208,7 @@ ${otherRows.join('\n')}
   same machine would when idle.
 - Mandate runs on SQLite. PostgreSQL, which deployments with more than one process use, is not
   measured here.
-- All three servers run TypeScript through tsx, as \`npm start\` does. The memory of tsx's loader
+- All servers run TypeScript through tsx, as \`npm start\` does. The memory of tsx's loader
   counts in each process's peak, but not that of the esbuild process it starts.
 - Each row is one measurement with no repetition. Run the script a few times to see how much the
   numbers vary on your machine.

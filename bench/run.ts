@@ -1,12 +1,15 @@
 /**
- * `npm run bench [-- --warmup S --duration S --out FILE]`: measures Mandate's `client_credentials`
- * throughput against a bare `node:http` baseline, and the latency its gateway adds over calling
- * the upstream directly, with Mandate's peak memory. Writes the results to docs/benchmarks.md.
- * Every server runs as a child process on 127.0.0.1. The run takes 8 × (warm-up + duration) seconds
- * plus the setup, which took about 20 s on the machine described in docs/benchmarks.md.
+ * `npm run bench [-- --warmup S --duration S --out FILE --only policy]`: measures Mandate's
+ * `client_credentials` throughput against a bare `node:http` baseline, the latency its gateway
+ * adds over calling the upstream directly, with Mandate's peak memory, and the policy decisions
+ * (in-process latency, and AuthZEN evaluations against a bare `node:http` server). Writes the
+ * results to docs/benchmarks.md. Every server runs as a child process on 127.0.0.1. The run takes
+ * 16 × (warm-up + duration) seconds plus the setup, which took about 20 s on the machine
+ * described in docs/benchmarks.md. `--only policy` runs the 8 policy rows alone and replaces only
+ * their section of the page.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -18,6 +21,8 @@ import { RESOURCE_NAME, SCOPE, TOKEN_TTL_SECONDS, USERNAME, createRecords, prepa
 import { otherProcessesShare, sampleCpu } from './cpu-share.ts';
 import { readPeakRss, resetPeakRss } from './memory.ts';
 import { describeMachine, printTable, renderMarkdown, type BenchReport, type Measurement } from './report.ts';
+import { AUTHZEN_CONNECTIONS, measurePolicy } from './policy-bench.ts';
+import { printPolicyTable, renderPolicySection, replacePolicySection, type PolicyReport } from './policy-report.ts';
 
 const TOKEN_CONNECTIONS = [16, 64];
 /** One connection shows the added latency without queueing, and sixteen show it under load. */
@@ -34,13 +39,19 @@ interface Settings {
   durationSeconds: number;
   out: string;
   command: string;
+  /** Runs only the policy benchmarks and replaces only their section of the page. */
+  policyOnly: boolean;
 }
+
+/** In-process decision rows of the policy benchmarks (see policy-bench.ts). */
+const POLICY_LATENCY_ROWS = 4;
 
 async function main(): Promise<void> {
   const settings = parseSettings(process.argv.slice(2));
   const machine = describeMachine();
   const loadBefore = loadavg()[0] ?? 0;
-  const phases = 2 * (TOKEN_CONNECTIONS.length + GATEWAY_CONNECTIONS.length);
+  const policyPhases = POLICY_LATENCY_ROWS + 2 * AUTHZEN_CONNECTIONS.length;
+  const phases = settings.policyOnly ? policyPhases : 2 * (TOKEN_CONNECTIONS.length + GATEWAY_CONNECTIONS.length) + policyPhases;
   if (loadBefore > machine.cpus / 2) log(`Warning: the load average is ${loadBefore.toFixed(2)} on ${machine.cpus} CPUs, so other processes may slow this run down.`);
   log(`Benchmark: ${phases} phases of ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s on ${machine.cpus} CPUs (${machine.cpuModel}).`);
 
@@ -59,10 +70,29 @@ async function main(): Promise<void> {
     log('Creating the resource, role, person, agent and stored credential with the mandate CLI.');
     const records = await createRecords(mandateInstance, upstream.url, upstreamCredential);
     const mandate = track(await startMandate(mandateInstance));
-    const baseline = track(await startBaseline(mandateInstance.issuer, records));
+    const policyInput = {
+      settings,
+      instance: mandateInstance,
+      records,
+      mandate,
+      benchmarkPids,
+      measure: (target: string, server: ChildServer, processName: string, connections: number, request: LoadRequest) => measure(settings, target, server, processName, connections, request),
+      log,
+    };
 
+    if (settings.policyOnly) {
+      const policy: PolicyReport = { date: new Date(), command: settings.command, machine, warmupSeconds: settings.warmupSeconds, durationSeconds: settings.durationSeconds, measurements: await measurePolicy(policyInput) };
+      printPolicyTable(policy);
+      writeFileSync(settings.out, replacePolicySection(readFileSync(settings.out, 'utf8'), renderPolicySection(policy)));
+      log(`Replaced the policy section of ${settings.out}.`);
+      return;
+    }
+
+    const baseline = track(await startBaseline(mandateInstance.issuer, records));
     const tokens = await measureTokens(settings, mandate, baseline, records);
     const gateway = await measureGateway(settings, mandate, upstream, records, upstreamCredential, mandateInstance.issuer);
+    // The policy rows come last, because they save a policy that Mandate then applies to every call.
+    const measurements = await measurePolicy(policyInput);
 
     const report: BenchReport = {
       date: new Date(),
@@ -72,8 +102,10 @@ async function main(): Promise<void> {
       durationSeconds: settings.durationSeconds,
       tokens,
       gateway,
+      policy: { date: new Date(), command: settings.command, machine, warmupSeconds: settings.warmupSeconds, durationSeconds: settings.durationSeconds, measurements },
     };
     printTable(report);
+    printPolicyTable(report.policy);
     writeFileSync(settings.out, renderMarkdown(report));
     log(`Wrote ${settings.out}.`);
   } finally {
@@ -170,12 +202,19 @@ async function checkSameBody(upstream: ChildServer, direct: LoadRequest, mandate
 }
 
 function parseSettings(args: string[]): Settings {
-  const { values } = parseArgs({ args, options: { warmup: { type: 'string', default: '5' }, duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'docs/benchmarks.md' } }, strict: true, allowPositionals: false });
+  const { values } = parseArgs({
+    args,
+    options: { warmup: { type: 'string', default: '5' }, duration: { type: 'string', default: '10' }, out: { type: 'string', default: 'docs/benchmarks.md' }, only: { type: 'string' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.only !== undefined && values.only !== 'policy') throw new Error(`Invalid --only ${JSON.stringify(values.only)}: the only partial run is --only policy.`);
   return {
     warmupSeconds: secondsOption('--warmup', values.warmup, 0, 60),
     durationSeconds: secondsOption('--duration', values.duration, 1, 120),
     out: resolve(REPOSITORY_ROOT, values.out),
     command: args.length === 0 ? 'npm run bench' : `npm run bench -- ${args.join(' ')}`,
+    policyOnly: values.only === 'policy',
   };
 }
 

@@ -1,3 +1,4 @@
+import { approvalRejection, isApprovalFailure } from './approval-errors.ts';
 import { isResourceNonceChallenge } from './dpop-proof.ts';
 import type { DpopProver } from './dpop-proof.ts';
 import { ApprovalRequiredError, ForbiddenError, UnauthorizedError } from './errors.ts';
@@ -34,8 +35,9 @@ const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 
 
 /**
  * Sends `request` and returns the response, except that a 401 throws
- * UnauthorizedError, a 403 approval_required throws ApprovalRequiredError and
- * any other 403 throws ForbiddenError. Redirects are returned, not followed,
+ * UnauthorizedError, a 403 approval_required throws ApprovalRequiredError, a
+ * 403 for an approval that cannot be used throws ApprovalRejectedError (or its
+ * subclass for the reason) and any other 403 throws ForbiddenError. Redirects are returned, not followed,
  * so the access token never goes to another URL.
  *
  * The request is sent once, with one exception: when a DPoP request gets
@@ -135,6 +137,10 @@ function toForbiddenError(body: Record<string, unknown> | undefined): ForbiddenE
       approvalUri: optionalString(body?.approval_uri),
       expiresIn: typeof body?.expires_in === 'number' ? body.expires_in : undefined,
     });
+  }
+  // A presented approval that cannot be used: Mandate names the reason in approval_error.
+  if (error === 'access_denied' && isApprovalFailure(body?.approval_error)) {
+    return approvalRejection(body.approval_error, approvalId, description);
   }
   return new ForbiddenError(error, description);
 }

@@ -1,13 +1,18 @@
 import { discoverTokenEndpoint } from './authorization-server-metadata.ts';
+import { approvalStatusUrl, callWithApproval, readApprovalStatus } from './approval-wait.ts';
+import type { ApprovalStatus, ApprovalStatusRequest, ApprovalWaitOptions } from './approval-wait.ts';
 import { authenticateTokenRequest } from './client-authentication.ts';
 import type { ClientAuthentication } from './client-authentication.ts';
 import type { DpopKey } from './dpop-key.ts';
 import { DpopProver } from './dpop-proof.ts';
+import { InvalidResponseError } from './errors.ts';
 import { sendGatewayRequest } from './gateway.ts';
 import type { GatewayRequest } from './gateway.ts';
 import { parseSecureUrl } from './secure-url.ts';
 import { inferSigningAlgorithm } from './signing-algorithm.ts';
 import type { ClientAssertionAlgorithm, ClientAssertionKey } from './signing-algorithm.ts';
+import { expectedIssuedTokenType, tokenExchangeParameters } from './token-exchange.ts';
+import type { TokenExchangeRequest } from './token-exchange.ts';
 import { readJsonObject, readTokenResponse } from './token-response.ts';
 import type { TokenResponse } from './token-response.ts';
 
@@ -37,18 +42,16 @@ export interface MandateAgentOptions {
 /** A space-separated scope string, or a list of scope values. */
 export type ScopeInput = string | string[];
 
-const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
-
 /**
  * Client for an agent process: gets access tokens from the Mandate token
  * endpoint and calls resources through the Mandate gateway.
  *
- * Every method sends exactly one request, except that a DPoP request the
- * server rejects with `use_dpop_nonce` is sent once more with the server's
- * nonce (RFC 9449 §8, §9). The SDK never retries otherwise, never tries other
- * credentials and never substitutes another token, so every failure reaches
- * the caller as an error.
+ * Every method sends exactly one request, with two exceptions. A DPoP
+ * request the server rejects with `use_dpop_nonce` is sent once more with the
+ * server's nonce (RFC 9449 §8, §9). callGatewayWithApproval polls the
+ * approval's status and then repeats its request once. The SDK never retries
+ * otherwise, never tries other credentials and never substitutes another
+ * token, so every failure reaches the caller as an error.
  */
 export class MandateAgent {
   readonly issuer: string;
@@ -99,27 +102,24 @@ export class MandateAgent {
   }
 
   /**
-   * Exchanges a person's access token for one the agent holds on their behalf
-   * (RFC 8693 §2.1). Both tokens are sent with the access_token type URI.
+   * Exchanges a token that represents a person for an access token the agent
+   * holds on their behalf (RFC 8693 §2.1). The subject and actor tokens are
+   * sent as access tokens unless `subjectTokenType` or `actorTokenType` names
+   * another type. With the `dpop` option the request carries a proof, which
+   * Mandate requires when a subject or actor token is bound to this agent's
+   * key. Throws InvalidResponseError when the response's `issued_token_type`
+   * is not the requested type (access token by default).
    */
-  exchangeToken(request: {
-    subjectToken: string;
-    actorToken?: string;
-    resource: string;
-    scope?: ScopeInput;
-  }): Promise<TokenResponse> {
-    const parameters: Record<string, string> = {
-      grant_type: GRANT_TYPE_TOKEN_EXCHANGE,
-      subject_token: request.subjectToken,
-      subject_token_type: TOKEN_TYPE_ACCESS_TOKEN,
-      resource: request.resource,
-    };
-    if (request.actorToken !== undefined) {
-      // RFC 8693 §2.1: actor_token_type is required whenever actor_token is sent.
-      parameters.actor_token = request.actorToken;
-      parameters.actor_token_type = TOKEN_TYPE_ACCESS_TOKEN;
+  async exchangeToken(request: TokenExchangeRequest & { scope?: ScopeInput }): Promise<TokenResponse> {
+    const parameters = tokenExchangeParameters(request);
+    const expected = expectedIssuedTokenType(request);
+
+    const response = await this.#requestToken(parameters, request.scope);
+    // RFC 8693 §2.2.1: issued_token_type is required and names the type of the issued token.
+    if (response.issuedTokenType !== expected) {
+      throw new InvalidResponseError(`Token exchange response has issued_token_type ${String(response.issuedTokenType)}, expected ${expected}`);
     }
-    return this.#requestToken(parameters, request.scope);
+    return response;
   }
 
   /**
@@ -136,7 +136,37 @@ export class MandateAgent {
     return sendGatewayRequest(url, request, this.#fetch, this.#dpop);
   }
 
-  async #requestToken(grantParameters: Record<string, string>, scope: ScopeInput | undefined): Promise<TokenResponse> {
+  /**
+   * Sends one request through the gateway like callGateway. When it needs a
+   * person's approval, waits for the decision and then repeats the exact
+   * request once with the approval. Throws ApprovalDeniedError,
+   * ApprovalExpiredError or another ApprovalRejectedError when the approval
+   * cannot be used, and ApprovalTimeoutError when the person does not decide in time.
+   * `request.signal` cancels the wait too. The body must be one that can be
+   * sent twice unchanged (not a stream or FormData).
+   *
+   * NOTE: the repeated request carries the same access token, so a token
+   * that expires during the wait makes it fail with UnauthorizedError. Get a
+   * new token for the same delegation and send the request with `approvalId`.
+   */
+  async callGatewayWithApproval(request: GatewayRequest, options: ApprovalWaitOptions = {}): Promise<Response> {
+    return callWithApproval(request, options, {
+      send: (gatewayRequest) => this.callGateway(gatewayRequest),
+      readStatus: (statusRequest) => this.approvalStatus(statusRequest),
+    });
+  }
+
+  /**
+   * Requests the status of an approval at `<issuer>/approvals/{id}/status`
+   * with the access token of the call that needs it, which must belong to
+   * the same delegation as that call.
+   */
+  async approvalStatus(request: ApprovalStatusRequest): Promise<ApprovalStatus> {
+    const url = parseSecureUrl(approvalStatusUrl(this.issuer, request.approvalId), 'approval status URL');
+    return readApprovalStatus(url, request, this.#fetch, this.#dpop);
+  }
+
+  async #requestToken(grantParameters: Record<string, string> | Array<[string, string]>, scope: ScopeInput | undefined): Promise<TokenResponse> {
     const parameters = new URLSearchParams(grantParameters);
     const scopeString = Array.isArray(scope) ? scope.join(' ') : scope;
     if (scopeString !== undefined && scopeString !== '') {

@@ -126,7 +126,7 @@ describe('MandateAgent with client_secret_basic', () => {
   });
 
   it('omits actor parameters without an actor token', async () => {
-    server.handler = () => tokenReply();
+    server.handler = () => tokenReply({ issued_token_type: ACCESS_TOKEN_TYPE });
 
     await secretAgent().exchangeToken({ subjectToken: 'person-token', resource: RESOURCE });
 
@@ -134,6 +134,20 @@ describe('MandateAgent with client_secret_basic', () => {
     assert.equal(parameters.actor_token, undefined);
     assert.equal(parameters.actor_token_type, undefined);
   });
+
+  for (const [name, issuedTokenType] of [['no issued_token_type', undefined], ['another issued_token_type', 'urn:ietf:params:oauth:token-type:refresh_token']] as const) {
+    it(`rejects an exchange response with ${name}`, async () => {
+      server.handler = () => tokenReply(issuedTokenType === undefined ? {} : { issued_token_type: issuedTokenType });
+
+      const error = await secretAgent().exchangeToken({ subjectToken: 'person-token', resource: RESOURCE }).then(
+        () => assert.fail('expected the call to throw'),
+        (caught: unknown) => caught,
+      );
+
+      assert.ok(error instanceof InvalidResponseError);
+      assert.equal(error.message, `Token exchange response has issued_token_type ${String(issuedTokenType)}, expected ${ACCESS_TOKEN_TYPE}`);
+    });
+  }
 
   it('fetches the metadata once for many requests', async () => {
     server.handler = () => tokenReply();

@@ -3,9 +3,11 @@ import { createHash } from 'node:crypto';
 import { EmbeddedJWK, calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { JWK, JWTPayload, ProtectedHeaderParameters } from 'jose';
 
+import { DpopNonceIssuer } from './dpop-nonce.ts';
+import type { DpopNonceOptions } from './dpop-nonce.ts';
 import { MemoryDpopReplayCache } from './dpop-replay-cache.ts';
 import type { DpopReplayCache } from './dpop-replay-cache.ts';
-import { InvalidDpopProofError } from './errors.ts';
+import { InvalidDpopProofError, UseDpopNonceError } from './errors.ts';
 
 /**
  * Proof algorithms accepted by default: asymmetric only (RFC 9449 §4.3 step 5).
@@ -35,6 +37,13 @@ export interface DpopProofVerifierOptions {
    * which only protects a single process.
    */
   replayCache?: DpopReplayCache;
+  /**
+   * Requires every proof to carry a nonce that this resource server issued
+   * (RFC 9449 §9). `true` uses a random secret per process. Pass
+   * DpopNonceOptions with a shared `secret` when several processes serve
+   * the resource. Defaults to false, which neither issues nor checks nonces.
+   */
+  requireNonce?: boolean | DpopNonceOptions;
   /** `realm` of the challenge in the errors this verifier throws. */
   realm?: string;
 }
@@ -54,16 +63,18 @@ export interface DpopProofRequest {
 }
 
 /**
- * Runs the checks of RFC 9449 §4.3 that a resource server makes on a DPoP
- * proof, and records the proof's `jti` so that the proof is accepted only
- * once. Every failure is an InvalidDpopProofError. Server-provided nonces
- * (step 10, RFC 9449 §9) are not supported: a proof's `nonce` is ignored.
+ * Runs the twelve checks of RFC 9449 §4.3 that a resource server makes on a
+ * DPoP proof, and records the proof's `jti` so that the proof is accepted
+ * only once. A missing or stale nonce, when nonces are required, is a
+ * UseDpopNonceError with a fresh nonce. Every other failure is an
+ * InvalidDpopProofError. Without `requireNonce`, a proof's `nonce` is ignored.
  */
 export class DpopProofVerifier {
   readonly algorithms: readonly string[];
   readonly #maxAgeSeconds: number;
   readonly #clockSkewSeconds: number;
   readonly #replayCache: DpopReplayCache;
+  readonly #nonces: DpopNonceIssuer | undefined;
   readonly #realm: string | undefined;
 
   constructor(options: DpopProofVerifierOptions = {}) {
@@ -80,10 +91,28 @@ export class DpopProofVerifier {
     this.#maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
     this.#clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
     this.#replayCache = options.replayCache ?? new MemoryDpopReplayCache();
+    this.#nonces = createNonceIssuer(options.requireNonce, this.#clockSkewSeconds);
     this.#realm = options.realm;
   }
 
-  /** Verifies the proof of `request`, or throws InvalidDpopProofError with a description safe to send. */
+  /** True when proofs must carry a nonce that this resource server issued. */
+  get requiresNonce(): boolean {
+    return this.#nonces !== undefined;
+  }
+
+  /**
+   * Returns a fresh nonce for a `DPoP-Nonce` response header, or undefined
+   * when nonces are not required. Sending one with each successful response
+   * spares the client a `use_dpop_nonce` round trip (RFC 9449 §9).
+   */
+  issueNonce(): string | undefined {
+    return this.#nonces?.issue();
+  }
+
+  /**
+   * Verifies the proof of `request`, or throws InvalidDpopProofError or
+   * UseDpopNonceError with a description safe to send.
+   */
   async verify(request: DpopProofRequest): Promise<void> {
     const invalid = (description: string, cause?: unknown): InvalidDpopProofError =>
       new InvalidDpopProofError(description, { realm: this.#realm, cause });
@@ -151,6 +180,16 @@ export class DpopProofVerifier {
       throw invalid(`The DPoP proof's htu must be ${expectedHtu ?? 'the request URL'}.`);
     }
 
+    // Step 10: the nonce this server issued, when it requires one (RFC 9449 §9).
+    if (this.#nonces !== undefined) {
+      if (claims.nonce === undefined) {
+        throw new UseDpopNonceError('The DPoP proof must carry the nonce from the DPoP-Nonce header.', this.#nonces.issue(), { realm: this.#realm });
+      }
+      if (!this.#nonces.isValid(claims.nonce)) {
+        throw new UseDpopNonceError("The DPoP proof's nonce is invalid or expired; use the nonce from the DPoP-Nonce header.", this.#nonces.issue(), { realm: this.#realm });
+      }
+    }
+
     // Step 11: `iat` lies within the acceptance window.
     const now = Math.floor(Date.now() / 1000);
     if (claims.iat < now - this.#maxAgeSeconds || claims.iat > now + this.#clockSkewSeconds) {
@@ -187,13 +226,14 @@ interface ProofClaims {
   htu: string;
   iat: number;
   ath: string;
+  nonce: string | undefined;
 }
 
 function readProofClaims(
   claims: JWTPayload,
   invalid: (description: string) => InvalidDpopProofError,
 ): ProofClaims {
-  const { jti, htm, htu, iat, ath } = claims;
+  const { jti, htm, htu, iat, ath, nonce } = claims;
   if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) {
     throw invalid(`The DPoP proof needs a jti claim: a unique string of at most ${MAX_JTI_LENGTH} characters.`);
   }
@@ -209,7 +249,17 @@ function readProofClaims(
   if (typeof ath !== 'string') {
     throw invalid('The DPoP proof needs an ath claim with the hash of the access token.');
   }
-  return { jti, htm, htu, iat, ath };
+  if (nonce !== undefined && typeof nonce !== 'string') {
+    throw invalid("The DPoP proof's nonce claim must be a string.");
+  }
+  return { jti, htm, htu, iat, ath, nonce };
+}
+
+function createNonceIssuer(option: boolean | DpopNonceOptions | undefined, clockSkewSeconds: number): DpopNonceIssuer | undefined {
+  if (option === undefined || option === false) {
+    return undefined;
+  }
+  return new DpopNonceIssuer(option === true ? {} : option, clockSkewSeconds);
 }
 
 /**

@@ -9,6 +9,11 @@ export interface ChallengeOptions {
   dpopAlgorithms?: readonly string[];
   /** RFC 9728 §5.1 `resource_metadata`: the URL of the protected resource metadata document. */
   resourceMetadataUrl?: string;
+  /**
+   * RFC 6750 §3 `scope`: the scopes the resource requires. The challenge to a request without a
+   * token carries them, so an MCP client requests them when it authorizes (MCP scope selection).
+   */
+  scopes?: readonly string[];
 }
 
 /**
@@ -49,6 +54,9 @@ export abstract class BearerTokenError extends Error {
     }
     if (options.resourceMetadataUrl !== undefined) {
       parameters.push(['resource_metadata', options.resourceMetadataUrl]);
+    }
+    if (this.error === undefined && options.scopes !== undefined && options.scopes.length > 0) {
+      parameters.push(['scope', options.scopes.join(' ')]);
     }
     return formatChallenge(options.scheme ?? 'Bearer', parameters);
   }
@@ -125,6 +133,24 @@ export class InsufficientScopeError extends BearerTokenError {
 export class InvalidDpopProofError extends BearerTokenError {
   readonly status = 401;
   readonly error = 'invalid_dpop_proof';
+}
+
+/**
+ * `use_dpop_nonce` (RFC 9449 §9): the resource server requires a nonce and
+ * the proof carried none, or one that is invalid or expired. The response
+ * sends `nonce` in the `DPoP-Nonce` header, and the client repeats the
+ * request with a proof that carries it.
+ */
+export class UseDpopNonceError extends BearerTokenError {
+  readonly status = 401;
+  readonly error = 'use_dpop_nonce';
+  /** The fresh nonce for the `DPoP-Nonce` response header. */
+  readonly nonce: string;
+
+  constructor(description: string, nonce: string, options: { realm?: string } = {}) {
+    super(description, options);
+    this.nonce = nonce;
+  }
 }
 
 function formatChallenge(scheme: string, parameters: [string, string][]): string {

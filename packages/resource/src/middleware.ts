@@ -5,7 +5,7 @@ import { AccessTokenVerifier } from './access-token-verifier.ts';
 import type { AccessTokenClaims, AccessTokenVerifierOptions } from './access-token-verifier.ts';
 import { DpopProofVerifier } from './dpop-proof.ts';
 import type { DpopProofVerifierOptions } from './dpop-proof.ts';
-import { BearerTokenError, InsufficientScopeError, InvalidTokenError, MissingTokenError } from './errors.ts';
+import { BearerTokenError, InsufficientScopeError, InvalidTokenError, MissingTokenError, UseDpopNonceError } from './errors.ts';
 import type { ChallengeOptions } from './errors.ts';
 import { parseSecureUrl } from './secure-url.ts';
 
@@ -16,6 +16,8 @@ export interface RequireAccessTokenOptions extends AccessTokenVerifierOptions {
    * DPoP (RFC 9449) settings, or false to accept only Bearer tokens. DPoP is
    * on by default: a DPoP-bound token must then come with the `DPoP` scheme
    * and a valid proof. The default replay cache lives in this process only.
+   * With `requireNonce`, proofs must also carry a nonce that this server
+   * issued, and each accepted DPoP request gets a fresh `DPoP-Nonce` header.
    */
   dpop?: false | Omit<DpopProofVerifierOptions, 'realm'>;
   /**
@@ -69,10 +71,13 @@ export function requireAccessToken(options: RequireAccessTokenOptions): AccessTo
 
   return async (req, res, next) => {
     let scheme: 'Bearer' | 'DPoP' = 'Bearer';
+    // The scheme of the challenge: the request's scheme, except where a rule below names another.
+    let challengeScheme: 'Bearer' | 'DPoP' = 'Bearer';
     let claims: AccessTokenClaims;
     try {
       const credentials = extractAccessTokenCredentials(req, realm);
       scheme = credentials.scheme;
+      challengeScheme = scheme;
       if (scheme === 'DPoP' && dpopVerifier === undefined) {
         throw new MissingTokenError({ realm });
       }
@@ -85,7 +90,12 @@ export function requireAccessToken(options: RequireAccessTokenOptions): AccessTo
       }
       if (claims.cnf !== undefined && scheme === 'Bearer') {
         // RFC 9449 §7.2: a DPoP-bound token sent as a Bearer token is rejected,
-        // or anyone who copied it could use it without the private key.
+        // or anyone who copied it could use it without the private key. The
+        // challenge then names the DPoP scheme and its algs (RFC 9449 §7.1),
+        // unless this server accepts no DPoP proofs.
+        if (dpopVerifier !== undefined) {
+          challengeScheme = 'DPoP';
+        }
         throw new InvalidTokenError('The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof.', { realm });
       }
       if (claims.cnf !== undefined && dpopVerifier !== undefined) {
@@ -110,11 +120,19 @@ export function requireAccessToken(options: RequireAccessTokenOptions): AccessTo
           ? error
           : new InvalidTokenError('The access token is invalid.', { realm, cause: error });
       sendBearerError(res, bearerError, {
-        scheme,
+        scheme: challengeScheme,
         dpopAlgorithms: dpopVerifier?.algorithms,
         resourceMetadataUrl,
+        scopes: requiredScopes,
       });
       return undefined;
+    }
+
+    // RFC 9449 §9: a fresh nonce with each accepted request spares the client
+    // a use_dpop_nonce round trip once the current nonce expires.
+    const nonce = scheme === 'DPoP' ? dpopVerifier?.issueNonce() : undefined;
+    if (nonce !== undefined && !res.headersSent) {
+      res.setHeader('dpop-nonce', nonce);
     }
 
     req.auth = claims;
@@ -127,7 +145,8 @@ export function requireAccessToken(options: RequireAccessTokenOptions): AccessTo
  * Sends `error` as an RFC 6750 or RFC 9449 response, unless a response was
  * already started. A request without credentials gets a Bearer challenge and,
  * when `challenge.dpopAlgorithms` is given, a DPoP challenge as well
- * (RFC 9449 §7.1), so the client can pick either scheme.
+ * (RFC 9449 §7.1), so the client can pick either scheme. A UseDpopNonceError
+ * also sends its nonce in the `DPoP-Nonce` header (RFC 9449 §9).
  */
 export function sendBearerError(res: ServerResponse, error: BearerTokenError, challenge: ChallengeOptions = {}): void {
   if (res.headersSent) {
@@ -144,12 +163,17 @@ export function sendBearerError(res: ServerResponse, error: BearerTokenError, ch
     wwwAuthenticate = error.challenge(challenge);
   }
 
-  const body = JSON.stringify(error.toJSON());
-  res.writeHead(error.status, {
+  const headers: Record<string, string | string[]> = {
     'content-type': 'application/json',
     'cache-control': 'no-store',
     'www-authenticate': wwwAuthenticate,
-  });
+  };
+  if (error instanceof UseDpopNonceError) {
+    headers['dpop-nonce'] = error.nonce;
+  }
+
+  const body = JSON.stringify(error.toJSON());
+  res.writeHead(error.status, headers);
   res.end(body);
 }
 

@@ -153,11 +153,12 @@ describe('requireAccessToken with DPoP tokens from Mandate (RFC 9449 §7)', () =
       headers: { authorization: `Bearer ${boundToken}`, dpop: await goodProof() },
     });
 
+    // RFC 9449 §7.1: the challenge names the DPoP scheme and its algorithms, as Mandate's gateway does.
     const description = 'The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof.';
     assert.equal(response.status, 401);
     assert.equal(
       response.headers.get('www-authenticate'),
-      `Bearer realm="${state.resource}", error="invalid_token", error_description="${description}", resource_metadata="${state.metadataUrl}"`,
+      `DPoP realm="${state.resource}", error="invalid_token", error_description="${description}", algs="${ALGS}", resource_metadata="${state.metadataUrl}"`,
     );
     assert.deepEqual(await response.json(), { error: 'invalid_token', error_description: description });
     assert.equal(state.lastClaims, undefined);
@@ -181,5 +182,28 @@ describe('requireAccessToken with DPoP tokens from Mandate (RFC 9449 §7)', () =
     const bearerToken = await requestAgentToken(state);
     const response = await fetch(state.messagesUrl, { headers: { authorization: `Bearer ${bearerToken}` } });
     assert.equal(response.status, 200);
+  });
+});
+
+describe('requireAccessToken with DPoP turned off', () => {
+  let state: MandateWorld;
+
+  before(async () => {
+    state = await startMandateWorld({ dpop: false });
+  });
+  after(async () => state.close());
+
+  it('rejects a bound token with a Bearer challenge', async () => {
+    const boundToken = await requestAgentToken(state, await generateDpopKey());
+    const response = await fetch(state.messagesUrl, { headers: { authorization: `Bearer ${boundToken}` } });
+
+    // This resource server accepts no DPoP proofs, so it offers only the Bearer scheme.
+    const description = 'The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof.';
+    assert.equal(response.status, 401);
+    assert.equal(
+      response.headers.get('www-authenticate'),
+      `Bearer realm="${state.resource}", error="invalid_token", error_description="${description}", resource_metadata="${state.metadataUrl}"`,
+    );
+    assert.equal(state.lastClaims, undefined);
   });
 });

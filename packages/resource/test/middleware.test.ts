@@ -42,8 +42,9 @@ after(async () => {
 });
 
 /** The Bearer and the DPoP challenge for a request without credentials (RFC 9449 §7.1), as fetch joins them. */
+// RFC 6750 §3: without a token, the challenges name the scope the resource requires.
 const MISSING_TOKEN_CHALLENGES =
-  `Bearer realm="${AUDIENCE}", DPoP realm="${AUDIENCE}", algs="EdDSA Ed25519 ES256 ES384 PS256 RS256"`;
+  `Bearer realm="${AUDIENCE}", scope="repo:read", DPoP realm="${AUDIENCE}", algs="EdDSA Ed25519 ES256 ES384 PS256 RS256", scope="repo:read"`;
 
 function get(headers: Record<string, string> = {}, url = resourceUrl): Promise<Response> {
   handledClaims = undefined;

@@ -46,8 +46,8 @@ describe('MCP authorization with Mandate (RFC 9728)', () => {
     assert.equal(response.status, 401);
     assert.equal(
       response.headers.get('www-authenticate'),
-      `Bearer realm="${state.resource}", resource_metadata="${state.metadataUrl}", ` +
-        `DPoP realm="${state.resource}", algs="EdDSA Ed25519 ES256 ES384 PS256 RS256", resource_metadata="${state.metadataUrl}"`,
+      `Bearer realm="${state.resource}", resource_metadata="${state.metadataUrl}", scope="mail.read", ` +
+        `DPoP realm="${state.resource}", algs="EdDSA Ed25519 ES256 ES384 PS256 RS256", resource_metadata="${state.metadataUrl}", scope="mail.read"`,
     );
   });
 

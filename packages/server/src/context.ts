@@ -20,6 +20,8 @@ export interface ServerContext {
    * the caller's transaction to commit the entry together with the change it records.
    */
   audit(event: AuditEvent, trx?: Db): Promise<void>;
+  /** Extra CA certificates (PEM) trusted when Mandate fetches client ID metadata documents. */
+  trustedCertificates?: string[] | undefined;
 }
 
 export const DEFAULT_TENANT = 'default';

@@ -5,6 +5,7 @@ import { registerAdminRoutes } from './admin/routes.ts';
 import { registerGatewayRoutes } from './gateway/routes.ts';
 import { registerApprovalRoutes } from './approvals/routes.ts';
 import { registerDelegationPages } from './revocation/routes.ts';
+import { registerAuthzenRoutes } from './authzen/routes.ts';
 import { registerStaticRoutes } from './web/static.ts';
 
 /** Every route module of the server, in registration order. */
@@ -16,4 +17,5 @@ export const routeModules: RouteModule[] = [
   registerGatewayRoutes,
   registerApprovalRoutes,
   registerDelegationPages,
+  registerAuthzenRoutes,
 ];

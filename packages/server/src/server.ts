@@ -37,6 +37,11 @@ export interface CreateOptions {
   store?: Partial<StoreOptions>;
   /** Pino destination; tests pass a stream to inspect logs. */
   logStream?: pino.DestinationStream;
+  /**
+   * Extra CA certificates (PEM) trusted when fetching client ID metadata documents, for a private
+   * PKI or a test's own CA; NODE_EXTRA_CA_CERTS does the same for the whole process.
+   */
+  trustedCertificates?: string[];
 }
 
 /** Opens the database and keys and assembles the app, without listening. */
@@ -64,6 +69,7 @@ export async function createContext(config: Config, options: CreateOptions = {})
     keys,
     logger,
     tenantId: DEFAULT_TENANT,
+    trustedCertificates: options.trustedCertificates,
     audit: async (event, trx) => {
       await appendAudit(trx ?? store.db, DEFAULT_TENANT, event);
     },

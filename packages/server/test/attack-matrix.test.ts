@@ -11,8 +11,9 @@ import { createDelegation } from '../src/oauth/delegation.ts';
 import { issueIdToken } from '../src/oauth/id-token.ts';
 import { issueRefreshToken } from '../src/oauth/refresh-token.ts';
 import { newId, nowSeconds } from '../src/store/ids.ts';
+import { saveRegistrationPolicy } from '../src/registration/policy.ts';
 import { startTestServer, type TestServer } from './harness.ts';
-import { seedWorld } from './fixtures.ts';
+import { createRole, seedWorld } from './fixtures.ts';
 import { launchBrowser, startCallbackServer, type CallbackServer } from './browser.ts';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, agentOwnToken, createWorld, delegatedToken, startUpstream, type Upstream, type World } from './gateway/world.ts';
 import { basicAuthorization, createProof, generateDpopKey, type DpopKey } from './dpop/proofs.ts';
@@ -20,6 +21,7 @@ import type { CodeFlow } from './oauth/code-flow.ts';
 import { call, dpopDelegatedToken, forgeFrom, grantCode, postForm, publicKeyAsHmacSecret, unsignedFrom, type Outcome } from './attack-matrix-setup.ts';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const REFRESH_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:refresh_token';
 const BEARER_INVALID_TOKEN = /^Bearer realm="mandate", error="invalid_token", error_description="[^"]+"$/;
 const DPOP_CHALLENGE = (error: string) => new RegExp(`^DPoP realm="mandate", algs="[^"]+", error="${error}", error_description="[^"]+"$`);
 const BASIC_CHALLENGE = /^Basic realm="mandate"/;
@@ -71,6 +73,8 @@ describe('attack matrix: each attack gets its exact rejection', () => {
   let dpopToken: string;
   let assertionClientId: string;
   let assertionKey: CryptoKey;
+  /** Accepts client ID metadata documents, in loopback test mode so that `cimdHost` can serve one. */
+  let cimdServer: TestServer;
   let cimdHost: Server;
   let cimdRequests: number;
   let cimdUrl: string;
@@ -101,6 +105,8 @@ describe('attack matrix: each attack gets its exact rejection', () => {
     await server.ctx.db.insertInto('client_roles').values({ client_id: assertionClientId, role_id: world.roles.reader }).execute();
 
     // A loopback host for the Client ID Metadata Document cases; it counts the requests it gets.
+    cimdServer = await startTestServer({ allowLoopbackClientMetadata: true });
+    await saveRegistrationPolicy(cimdServer.ctx, { dynamicRegistration: false, metadataDocuments: true, metadataDocumentHosts: [] });
     cimdRequests = 0;
     cimdHost = createServer((_request, response) => {
       cimdRequests += 1;
@@ -112,6 +118,7 @@ describe('attack matrix: each attack gets its exact rejection', () => {
 
   after(async () => {
     await new Promise<void>((resolve) => cimdHost.close(() => resolve()));
+    await cimdServer.stop();
     await browser.close();
     await callback.close();
     await upstream.close();
@@ -347,7 +354,13 @@ describe('attack matrix: each attack gets its exact rejection', () => {
 
   test('DPoP-bound token at userinfo (RFC 9449 §7.2)', async () => {
     const outcome = await call(`${server.issuer}/userinfo`, { headers: { authorization: `Bearer ${dpopToken}` } });
-    assertRejected(outcome, 401, 'invalid_token', BEARER_INVALID_TOKEN);
+    assertRejected(outcome, 401, 'invalid_token', DPOP_CHALLENGE('invalid_token'));
+  });
+
+  test('userinfo proof with wrong ath (RFC 9449 §4.3 step 12)', async () => {
+    const proof = await createProof(dpopKey, { htm: 'GET', htu: `${server.issuer}/userinfo`, accessToken: `${dpopToken}x` });
+    const outcome = await call(`${server.issuer}/userinfo`, { headers: { authorization: `DPoP ${dpopToken}`, dpop: proof } });
+    assertRejected(outcome, 401, 'invalid_dpop_proof', DPOP_CHALLENGE('invalid_dpop_proof'));
   });
 
   // --- Authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9700) ---
@@ -508,6 +521,28 @@ describe('attack matrix: each attack gets its exact rejection', () => {
     assertRejected(await exchangeAs(expired), 400, 'invalid_request', null);
   });
 
+  test('DPoP-bound subject token exchanged without proof (RFC 9449 §4.3)', async () => {
+    const form: Array<[string, string]> = [['grant_type', TOKEN_EXCHANGE], ['subject_token', dpopToken], ['subject_token_type', ACCESS_TOKEN_TYPE], ['scope', 'read']];
+    assertRejected(await postForm(tokenUrl(), form, { authorization: basicAuthorization(gateway.agentId, gateway.agentSecret) }), 400, 'invalid_request', null);
+  });
+
+  test('DPoP-bound subject token exchanged with another key (RFC 9449 §4.3)', async () => {
+    const form: Array<[string, string]> = [['grant_type', TOKEN_EXCHANGE], ['subject_token', dpopToken], ['subject_token_type', ACCESS_TOKEN_TYPE], ['scope', 'read']];
+    const proof = await createProof(await generateDpopKey(), { htm: 'POST', htu: tokenUrl() });
+    assertRejected(await postForm(tokenUrl(), form, { authorization: basicAuthorization(gateway.agentId, gateway.agentSecret), dpop: proof }), 400, 'invalid_request', null);
+  });
+
+  test('spent refresh token as subject_token revokes the family (RFC 9700 §4.14.2)', async () => {
+    const delegation = await createDelegation(server.ctx, { userId: world.alice.id, clientId: world.agent.client.client_id, resourceId: world.resource.id, scope: ['mail.read'], source: 'consent' });
+    const original = await issueRefreshToken(server.ctx, { clientId: world.agent.client.client_id, userId: world.alice.id, delegationId: delegation.id, resourceId: world.resource.id, scope: ['mail.read'] });
+    const exchangeRefreshToken = (token: string) => postForm(tokenUrl(), [['grant_type', TOKEN_EXCHANGE], ['subject_token', token], ['subject_token_type', REFRESH_TOKEN_TYPE]], { authorization: agentAuthorization() });
+
+    const rotated = await exchangeRefreshToken(original);
+    assert.equal(rotated.status, 200, rotated.text);
+    assertRejected(await exchangeRefreshToken(original), 400, 'invalid_request', null);
+    assertRejected(await exchangeRefreshToken(String(rotated.json?.refresh_token)), 400, 'invalid_request', null);
+  });
+
   test('unknown resource at token endpoint (RFC 8707 §2)', async () => {
     const outcome = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', 'https://unknown.example.test/api']], { authorization: agentAuthorization() });
     assertRejected(outcome, 400, 'invalid_target', null);
@@ -539,18 +574,87 @@ describe('attack matrix: each attack gets its exact rejection', () => {
     assertRejected(await withAssertion(await clientAssertion({}, stranger.privateKey)), 401, 'invalid_client', BASIC_CHALLENGE);
   });
 
-  // --- Client ID Metadata Documents (MCP authorization). NOTE: Mandate does not support them yet,
-  // so both cases show only that a URL used as client_id is an unknown client and is never fetched.
+  // --- Client ID Metadata Documents (MCP authorization, draft-ietf-oauth-client-id-metadata-document) ---
+
+  const cimdAuthorize = (clientId: string) =>
+    call(
+      `${cimdServer.issuer}/authorize?${new URLSearchParams({ response_type: 'code', client_id: clientId, redirect_uri: callback.url, scope: 'mail.read', state: 'state-1', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).toString()}`,
+    );
+  const cimdToken = (clientId: string) => postForm(`${cimdServer.issuer}/token`, [['grant_type', 'authorization_code'], ['code', 'x'], ['redirect_uri', callback.url], ['code_verifier', client.randomPKCECodeVerifier()], ['client_id', clientId]]);
+  const cimdStored = (clientId: string) => cimdServer.ctx.db.selectFrom('clients').select('client_id').where('client_id', '=', clientId).executeTakeFirst();
 
   test('CIMD client_id differing from its URL', async () => {
-    const outcome = await call(authorizeUrl(authorizationParams({ client_id: cimdUrl })));
-    assertErrorPage(outcome, /client is unknown or disabled/);
-    assert.equal(cimdRequests, 0);
+    const before = cimdRequests;
+    const description = 'The client_id in the metadata document differs from its URL.';
+    const page = await cimdAuthorize(cimdUrl);
+    assertErrorPage(page, /differs from its URL/);
+    assert.ok(page.text.includes(`<p class="error">${description}</p>`), page.text);
+    assert.equal(cimdRequests, before + 1);
+
+    // RFC 6749 §5.2: at the token endpoint the rejected document leaves the client unauthenticated.
+    const outcome = await cimdToken(cimdUrl);
+    assertRejected(outcome, 401, 'invalid_client', BASIC_CHALLENGE);
+    assert.equal(outcome.json?.error_description, description);
+    assert.equal(outcome.headers.get('cache-control'), 'no-store');
+    assert.equal(cimdRequests, before + 2);
+    assert.equal(await cimdStored(cimdUrl), undefined);
   });
 
   test('CIMD URL at a private address', async () => {
-    const outcome = await call(authorizeUrl(authorizationParams({ client_id: cimdUrl.replace('/client.json', '/internal/client.json') })));
-    assertErrorPage(outcome, /client is unknown or disabled/);
-    assert.equal(cimdRequests, 0);
+    const before = cimdRequests;
+    const description = 'The client ID metadata document was refused: The URL points at an address that is not public.';
+    // Loopback test mode admits only 127.0.0.1 and ::1. The IPv4-mapped form of the document host's
+    // address, private networks and the cloud metadata address stay rejected.
+    const port = new URL(cimdUrl).port;
+    for (const clientId of [`https://[::ffff:127.0.0.1]:${port}/client.json`, 'https://10.0.0.1/client.json', 'https://169.254.169.254/latest/meta-data/client.json']) {
+      const page = await cimdAuthorize(clientId);
+      assertErrorPage(page, /not public/);
+      assert.ok(page.text.includes(`<p class="error">${description}</p>`), page.text);
+      const outcome = await cimdToken(clientId);
+      assertRejected(outcome, 401, 'invalid_client', BASIC_CHALLENGE);
+      assert.equal(outcome.json?.error_description, description);
+      assert.equal(await cimdStored(clientId), undefined);
+    }
+    assert.equal(cimdRequests, before);
+  });
+
+  // --- Findings of the security review: hand-off, logout, introspection, code redemption ---
+
+  test('agent takes over another agent token (RFC 8693 §4.4)', async () => {
+    // An agent that may read the gateway resource, but that neither the person nor the holder chose.
+    const role = await createRole(server.ctx, 'token-taker-reader', [[gateway.identifier, 'read']]);
+    const taker = await createClient(server.ctx, { kind: 'agent', name: 'Token taker' });
+    await server.ctx.db.insertInto('client_roles').values({ client_id: taker.client.client_id, role_id: role }).execute();
+    const form: Array<[string, string]> = [['grant_type', TOKEN_EXCHANGE], ['subject_token', await delegatedToken(server, gateway, 'read')], ['subject_token_type', ACCESS_TOKEN_TYPE], ['resource', gateway.identifier]];
+    assertRejected(await postForm(tokenUrl(), form, { authorization: basicAuthorization(taker.client.client_id, taker.clientSecret ?? '') }), 400, 'invalid_request', null);
+  });
+
+  test('open redirect at logout through a self-registered client (RFC 9700 §4.11.2)', async () => {
+    const attackerUri = 'https://attacker.example.test/signed-out';
+    const registered = await createClient(server.ctx, { kind: 'registered', name: 'Self-registered logout client', redirectUris: ['https://attacker.example.test/cb'], postLogoutRedirectUris: [attackerUri], registration: { origin: 'dynamic' } });
+    const outcome = await call(`${server.issuer}/logout?${new URLSearchParams({ client_id: registered.client.client_id, post_logout_redirect_uri: attackerUri }).toString()}`);
+    assertErrorPage(outcome, /registered itself and an administrator has not yet made it an agent/);
+  });
+
+  test('introspection by an unrelated or self-registered client (RFC 7662 §4)', async () => {
+    const token = await delegatedToken(server, gateway, 'read');
+    const introspectAs = (authorization: string) => postForm(`${server.issuer}/introspect`, [['token', token]], { authorization });
+    const byHolder = await introspectAs(basicAuthorization(gateway.agentId, gateway.agentSecret));
+    assert.equal(byHolder.json?.active, true, byHolder.text);
+
+    // RFC 7662 §2.2: the token is another client's, so this agent learns only that it is inactive.
+    const byOtherAgent = await introspectAs(agentAuthorization());
+    assert.equal(byOtherAgent.status, 200);
+    assert.equal(byOtherAgent.text, '{"active":false}');
+
+    const registered = await createClient(server.ctx, { kind: 'registered', name: 'Self-registered introspector', redirectUris: ['https://registered.example.test/cb'], registration: { origin: 'dynamic' } });
+    assertRejected(await introspectAs(basicAuthorization(registered.client.client_id, registered.clientSecret ?? '')), 401, 'invalid_client', BASIC_CHALLENGE);
+  });
+
+  test('failed code redemption leaves the code (RFC 7636 §4.6)', async () => {
+    const granted = await grantCode(flow);
+    assertRejected(await redeem(granted.code, client.randomPKCECodeVerifier()), 400, 'invalid_grant', null);
+    const redeemed = await redeem(granted.code, granted.verifier);
+    assert.equal(redeemed.status, 200, redeemed.text);
   });
 });

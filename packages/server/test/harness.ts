@@ -6,7 +6,7 @@ import pg from 'pg';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../src/config/load.ts';
 import type { ConfigInput } from '../src/config/schema.ts';
-import { startServer, type MandateServer } from '../src/server.ts';
+import { startServer, type CreateOptions, type MandateServer } from '../src/server.ts';
 import { generateMasterKey } from '../src/crypto/master-key.ts';
 
 /** Which database the suite runs on: `MANDATE_TEST_DB=postgres` or SQLite by default. */
@@ -18,6 +18,9 @@ export interface TestServer extends MandateServer {
   dataDir: string;
   /** Every log line the server wrote, for assertions that secrets never reach the log. */
   logs: string[];
+  masterKey: string;
+  /** The PostgreSQL schema of the server's database; undefined on SQLite. */
+  postgresSchema: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -34,17 +37,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts a real Mandate server on loopback with a fresh database (a temp SQLite file or a PostgreSQL schema). */
-export async function startTestServer(settings: Partial<ConfigInput> = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'mandate-test-'));
+/**
+ * Starts a real Mandate server on loopback with a fresh database (a temp SQLite file or a
+ * PostgreSQL schema). `options` passes what is not configuration, such as trusted certificates.
+ * With `shareDatabaseWith`, the server opens the other server's database (the same SQLite file
+ * or PostgreSQL schema) and master key instead, as a second process of one deployment would.
+ * The data directory is then removed only by the server that created it.
+ */
+export async function startTestServer(settings: Partial<ConfigInput> = {}, options: Pick<CreateOptions, 'trustedCertificates'> & { shareDatabaseWith?: TestServer } = {}): Promise<TestServer> {
+  const { shareDatabaseWith: shared, ...createOptions } = options;
+  const dataDir = shared?.dataDir ?? mkdtempSync(join(tmpdir(), 'mandate-test-'));
   const port = await freePort();
-  const schema = TEST_DB === 'postgres' ? await createSchema() : undefined;
+  let schema = shared?.postgresSchema;
+  if (shared === undefined && TEST_DB === 'postgres') schema = await createSchema();
+  const masterKey = shared?.masterKey ?? generateMasterKey();
 
   const config = parseConfig({
     issuer: `http://127.0.0.1:${port}`,
     port,
     dataDir,
-    masterKey: generateMasterKey(),
+    masterKey,
     logLevel: 'info',
     allowLoopbackUpstreams: true,
     ...(TEST_DB === 'postgres' ? { databaseUrl: TEST_POSTGRES_URL } : {}),
@@ -58,16 +70,18 @@ export async function startTestServer(settings: Partial<ConfigInput> = {}): Prom
       callback();
     },
   });
-  const server = await startServer(config, { store: { postgresSchema: schema }, logStream });
+  const server = await startServer(config, { ...createOptions, store: { postgresSchema: schema }, logStream });
 
   return {
     ...server,
     issuer: config.issuer,
     dataDir,
     logs,
+    masterKey,
+    postgresSchema: schema,
     stop: async () => {
       await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (shared === undefined) rmSync(dataDir, { recursive: true, force: true });
       // PostgreSQL schemas stay until the next run starts (scripts/test.mjs drops them): Kysely's
       // migrator reads the catalog of every schema, and a schema dropped meanwhile by another
       // test file makes that read fail.

@@ -8,6 +8,8 @@ import { createResourceBody, createResourceRecord, listResourceRecords } from '.
 import { listCredentials, listCredentialsQuery, setCredential, setCredentialBody } from './credentials.ts';
 import { listDelegationRecords, listDelegationsQuery, revokeBody, revokeDelegationsOfAgent, revokeDelegationsOfUser, revokeOneDelegation } from './delegations.ts';
 import { auditTailQuery, tailAudit, verifyAudit } from './audit.ts';
+import { setPolicyBody, showPolicy, updatePolicy } from './policy.ts';
+import { makeAgentBody, makeRegisteredClientAgent, registrationPolicyBody, showRegistrationPolicy, updateRegistrationPolicy } from './registration.ts';
 
 /** What a route handler gets: the raw input (validated by the operation it calls) and who sent it. */
 export interface AdminCall {
@@ -186,8 +188,43 @@ export const adminOperations: AdminOperation[] = [
     handle: async (ctx, call) => ok(await disableClientRecord(ctx, 'application', param(call, 'client_id'), call.actor)),
   },
 
+  { method: 'GET', path: '/registration-policy', operationId: 'getRegistrationPolicy', summary: 'Show what clients may do by themselves', tag: 'registration', status: 200, handle: async (ctx) => ok(await showRegistrationPolicy(ctx)) },
+  {
+    method: 'PUT',
+    path: '/registration-policy',
+    operationId: 'updateRegistrationPolicy',
+    summary: 'Open or close dynamic client registration and client ID metadata documents',
+    tag: 'registration',
+    body: registrationPolicyBody,
+    status: 200,
+    handle: async (ctx, call) => ok(await updateRegistrationPolicy(ctx, call.body, call.actor)),
+  },
+  { method: 'GET', path: '/registered-clients', operationId: 'listRegisteredClients', summary: 'List clients that registered themselves and are not agents yet', tag: 'registration', status: 200, handle: async (ctx) => items(await listClientRecords(ctx, 'registered')) },
+  {
+    method: 'POST',
+    path: '/registered-clients/:client_id/make-agent',
+    operationId: 'makeRegisteredClientAgent',
+    summary: 'Make a self-registered client an agent with a name and roles',
+    tag: 'registration',
+    body: makeAgentBody,
+    status: 200,
+    handle: async (ctx, call) => ok(await makeRegisteredClientAgent(ctx, param(call, 'client_id'), call.body, call.actor)),
+  },
+
   { method: 'POST', path: '/resources', operationId: 'createResource', summary: 'Register a resource and its actions', tag: 'resources', body: createResourceBody, status: 201, handle: async (ctx, call) => created(await createResourceRecord(ctx, call.body, call.actor)) },
   { method: 'GET', path: '/resources', operationId: 'listResources', summary: 'List resources', tag: 'resources', status: 200, handle: async (ctx) => items(await listResourceRecords(ctx)) },
+
+  { method: 'GET', path: '/policy', operationId: 'getPolicy', summary: 'Show the Cedar policy in force, its version, and its problems against the current resources', tag: 'policy', status: 200, handle: async (ctx) => ok(await showPolicy(ctx)) },
+  {
+    method: 'PUT',
+    path: '/policy',
+    operationId: 'setPolicy',
+    summary: 'Validate a Cedar policy against the resources and save it as the next version (422 with Cedar\'s messages when invalid)',
+    tag: 'policy',
+    body: setPolicyBody,
+    status: 200,
+    handle: async (ctx, call) => ok(await updatePolicy(ctx, call.body, call.actor)),
+  },
 
   { method: 'GET', path: '/delegations', operationId: 'listDelegations', summary: 'List delegations', tag: 'delegations', query: listDelegationsQuery, status: 200, handle: async (ctx, call) => items(await listDelegationRecords(ctx, call.query)) },
   {

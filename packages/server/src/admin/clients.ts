@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import type { JSONWebKeySet } from 'jose';
 import type { ServerContext } from '../context.ts';
-import { notFound } from '../http/problem.ts';
-import { addClientRole, clientRoleNames, createClient, disableClient, listClients, redirectUrisOf, removeClientRole, type Client } from '../agents/clients.ts';
+import { notFound, Problem } from '../http/problem.ts';
+import { addClientRole, clientRoleNames, createClient, disableClient, listClients, postLogoutRedirectUrisOf, redirectUrisOf, removeClientRole, type Client, type NewClient } from '../agents/clients.ts';
+import { BACKCHANNEL_DELIVERY_MODES, isLoopbackHttpEndpoint, notificationEndpointProblem } from '../oauth/ciba/delivery-mode.ts';
 import type { ClientTable } from '../store/schema.ts';
 import { auditedTransaction } from './audited-transaction.ts';
 import { rejectDuplicates } from './constraint-errors.ts';
 import { parseInput } from './input.ts';
+import { redirectUriProblem } from '../oauth/redirect-uri.ts';
+import { publicJwkSet } from '../agents/public-jwks.ts';
 import { requireClient, requireRole, requireRoles, requireUser } from './references.ts';
 import { roleName } from './users.ts';
 
@@ -15,24 +18,6 @@ type Ctx = Pick<ServerContext, 'db' | 'tenantId'>;
 /** The kinds of client the admin API registers; admin clients come only from `mandate init`. */
 export type ManagedKind = Extract<ClientTable['kind'], 'agent' | 'application'>;
 
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-
-const publicJwk = z
-  .looseObject({
-    kty: z.enum(['RSA', 'EC', 'OKP'], 'must be RSA, EC or OKP (asymmetric keys only)'),
-    kid: z.string().min(1).optional(),
-    use: z.literal('sig', 'must be sig when present').optional(),
-  })
-  .refine((jwk) => PRIVATE_JWK_MEMBERS.every((member) => !(member in jwk)), 'must be a public key: remove the private members (d, p, q, dp, dq, qi, k)');
-
-const jwks = z
-  .strictObject({ keys: z.array(publicJwk).min(1, 'must contain at least one key').max(10) })
-  .describe('Public JWK Set for private_key_jwt client authentication (RFC 7523); without it a client_secret_basic secret is generated');
-
-/**
- * RFC 9700 §2.1 and RFC 6749 §3.1.2: exact, absolute redirect URIs without a fragment; http only on
- * loopback (RFC 8252 §7.3), and other schemes only as private-use schemes with a dot (RFC 8252 §7.1).
- */
 const redirectUri = z
   .string()
   .max(2000)
@@ -41,36 +26,46 @@ const redirectUri = z
     if (reason !== undefined) check.addIssue({ code: 'custom', message: reason });
   });
 
-function redirectUriProblem(value: string): string | undefined {
-  if (!URL.canParse(value)) return 'must be an absolute URI';
-
-  const url = new URL(value);
-  if (value.includes('#')) return 'must not contain a fragment';
-  if (url.protocol === 'https:') return undefined;
-  if (url.protocol === 'http:') {
-    return ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname) ? undefined : 'must use https unless the host is loopback';
-  }
-  if (/^[a-z][a-z0-9+-]*\.[a-z0-9+.-]+:$/i.test(url.protocol)) return undefined;
-  return 'must use https, http on loopback, or a private-use scheme in reverse domain form';
-}
-
 function createClientBody(kind: ManagedKind) {
   const uris = z.array(redirectUri).max(20);
   return z
     .strictObject({
       name: z.string().trim().min(1).max(100).describe('Display name, unique in the tenant'),
       owner: z.string().min(1).max(100).optional().describe('Owning user: id or username'),
-      jwks: jwks.optional(),
+      jwks: publicJwkSet.optional(),
       redirect_uris: (kind === 'application' ? uris.min(1, 'an application needs at least one redirect URI') : uris.optional()).describe(
         'Exact redirect URIs for the authorization code flow',
       ),
+      post_logout_redirect_uris: uris.optional().describe('Exact URIs the logout endpoint may send the browser back to after sign-out (OpenID Connect RP-Initiated Logout 1.0)'),
       roles: z.array(roleName).max(100).optional().describe('Names of roles to assign'),
       require_dpop: z.boolean().default(false).describe('Refuse token requests without a DPoP proof (RFC 9449), so every token is sender-constrained'),
     })
     .describe(kind === 'agent' ? 'A new agent (an OAuth client of kind agent)' : 'A new application that signs people in');
 }
 
-export const createAgentBody = createClientBody('agent');
+/** An agent's CIBA registration (CIBA Core 1.0 §4). */
+const backchannelFields = {
+  backchannel_token_delivery_mode: z.enum(BACKCHANNEL_DELIVERY_MODES, 'must be poll or ping').optional().describe('How the agent learns that a person decided its CIBA request: poll (the default) or ping'),
+  backchannel_client_notification_endpoint: z
+    .string()
+    .max(2000)
+    .superRefine((value, check) => {
+      const reason = notificationEndpointProblem(value);
+      if (reason !== undefined) check.addIssue({ code: 'custom', message: reason });
+    })
+    .optional()
+    .describe('https URL that receives ping notifications (CIBA Core 1.0 §10.2); required in ping mode and only there'),
+};
+
+/** CIBA Core 1.0 §4: a notification endpoint belongs to ping mode, and ping mode needs one. */
+function checkBackchannelFields(body: { backchannel_token_delivery_mode?: string | undefined; backchannel_client_notification_endpoint?: string | undefined }, check: z.RefinementCtx): void {
+  const ping = body.backchannel_token_delivery_mode === 'ping';
+  const endpoint = body.backchannel_client_notification_endpoint !== undefined;
+  if (ping && !endpoint) check.addIssue({ code: 'custom', path: ['backchannel_client_notification_endpoint'], message: 'is required when backchannel_token_delivery_mode is ping' });
+  if (!ping && endpoint) check.addIssue({ code: 'custom', path: ['backchannel_client_notification_endpoint'], message: 'is used only in ping mode; set backchannel_token_delivery_mode to ping or leave it out' });
+}
+
+export const createAgentBody = createClientBody('agent').extend(backchannelFields).superRefine(checkBackchannelFields).describe('A new agent (an OAuth client of kind agent)');
 export const createApplicationBody = createClientBody('application');
 
 /** A client as the admin API and the CLI show it: never the secret or its digest. */
@@ -82,7 +77,14 @@ export interface ClientView {
   token_endpoint_auth_method: ClientTable['token_endpoint_auth_method'];
   jwks: JSONWebKeySet | null;
   redirect_uris: string[];
+  post_logout_redirect_uris: string[];
   require_dpop: boolean;
+  /** How a self-registered client came (`dynamic` or `metadata_document`); null when an administrator created it. */
+  registration: ClientTable['registration'];
+  /** Agents only: CIBA token delivery mode (CIBA Core 1.0 §4). */
+  backchannel_token_delivery_mode?: 'poll' | 'ping';
+  /** Agents in ping mode only: where Mandate sends ping notifications. */
+  backchannel_client_notification_endpoint?: string;
   status: ClientTable['status'];
   created_at: number;
   roles: string[];
@@ -94,15 +96,17 @@ export interface CreatedClientView extends ClientView {
 }
 
 /** Registers an agent or application with its roles, atomically; a generated secret is returned once. */
-export async function createClientRecord(ctx: Ctx, kind: ManagedKind, input: unknown, actor: string): Promise<CreatedClientView> {
-  const body = parseInput(kind === 'agent' ? createAgentBody : createApplicationBody, input);
+export async function createClientRecord(ctx: Ctx & Pick<ServerContext, 'config'>, kind: ManagedKind, input: unknown, actor: string): Promise<CreatedClientView> {
+  const agentBody = kind === 'agent' ? parseInput(createAgentBody, input) : undefined;
+  const body = agentBody ?? parseInput(createApplicationBody, input);
+  const backchannel = agentBody === undefined ? undefined : backchannelRegistration(ctx, agentBody);
   const owner = body.owner === undefined ? undefined : await requireUser(ctx, body.owner, { field: 'owner' });
   const roles = await requireRoles(ctx, body.roles, 'roles');
 
   return rejectDuplicates(`A client named ${body.name} already exists.`, () =>
     auditedTransaction(ctx, async (trx) => {
       const scoped = { db: trx, tenantId: ctx.tenantId };
-      const { client, clientSecret } = await createClient(scoped, { kind, name: body.name, ownerUserId: owner?.id, jwks: body.jwks as JSONWebKeySet | undefined, redirectUris: body.redirect_uris, requireDpop: body.require_dpop });
+      const { client, clientSecret } = await createClient(scoped, { kind, name: body.name, ownerUserId: owner?.id, jwks: body.jwks as JSONWebKeySet | undefined, redirectUris: body.redirect_uris, postLogoutRedirectUris: body.post_logout_redirect_uris, requireDpop: body.require_dpop, backchannel });
       for (const role of roles) await addClientRole(scoped, client.client_id, role.id);
 
       const view: CreatedClientView = clientView(client, roles.map((role) => role.name).sort());
@@ -162,6 +166,20 @@ export async function disableClientRecord(ctx: Ctx, kind: ManagedKind, clientId:
   return viewOf(ctx, { ...client, status: 'disabled' });
 }
 
+/**
+ * Reads an agent's CIBA registration from a validated body. A plain-http loopback endpoint is
+ * accepted only where the server would also call it, with `allowLoopbackUpstreams`.
+ */
+function backchannelRegistration(ctx: Pick<ServerContext, 'config'>, body: { backchannel_token_delivery_mode?: 'poll' | 'ping' | undefined; backchannel_client_notification_endpoint?: string | undefined }): NewClient['backchannel'] {
+  const endpoint = body.backchannel_client_notification_endpoint;
+  if (endpoint !== undefined && isLoopbackHttpEndpoint(endpoint) && !ctx.config.allowLoopbackUpstreams) {
+    const reason = 'must use https; http on loopback needs the allowLoopbackUpstreams setting, which is for tests only';
+    throw new Problem(400, 'Bad Request', `Invalid input. backchannel_client_notification_endpoint: ${reason}.`, { type: 'urn:mandate:problem:invalid-input', extra: { 'invalid-params': [{ name: 'backchannel_client_notification_endpoint', reason }] } });
+  }
+  const deliveryMode = body.backchannel_token_delivery_mode;
+  return deliveryMode === undefined ? undefined : { deliveryMode, notificationEndpoint: endpoint };
+}
+
 export function clientView(client: Client, roles: string[]): ClientView {
   return {
     client_id: client.client_id,
@@ -171,7 +189,11 @@ export function clientView(client: Client, roles: string[]): ClientView {
     token_endpoint_auth_method: client.token_endpoint_auth_method,
     jwks: client.jwks === null ? null : (JSON.parse(client.jwks) as JSONWebKeySet),
     redirect_uris: redirectUrisOf(client),
+    post_logout_redirect_uris: postLogoutRedirectUrisOf(client),
     require_dpop: client.require_dpop === 1,
+    registration: client.registration ?? null,
+    ...(client.kind === 'agent' ? { backchannel_token_delivery_mode: client.backchannel_token_delivery_mode ?? 'poll' } : {}),
+    ...(typeof client.backchannel_client_notification_endpoint === 'string' ? { backchannel_client_notification_endpoint: client.backchannel_client_notification_endpoint } : {}),
     status: client.status,
     created_at: Number(client.created_at),
     roles,

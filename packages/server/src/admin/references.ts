@@ -35,7 +35,7 @@ export async function requireRole(ctx: Ctx, name: string, source: ReferenceSourc
   return role;
 }
 
-const CLIENT_LABELS: Record<ClientTable['kind'], string> = { agent: 'Agent', application: 'Application', admin: 'Admin client' };
+const CLIENT_LABELS: Record<ClientTable['kind'], string> = { agent: 'Agent', application: 'Application', admin: 'Admin client', registered: 'Registered client' };
 
 /** Resolves a client of the given kind by client_id; a client of another kind counts as missing. */
 export async function requireClient(ctx: Ctx, clientId: string, kind: ClientTable['kind'], source: ReferenceSource): Promise<Client> {

@@ -1,15 +1,28 @@
 import { z } from 'zod';
 import type { ServerContext } from '../context.ts';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS, MAX_ACCESS_TOKEN_TTL_SECONDS } from '../config/schema.ts';
-import { gatewayIdentifier, type ResourceWithActions } from '../resources/registry.ts';
+import { gatewayIdentifier, type ResourceAction, type ResourceWithActions } from '../resources/registry.ts';
 import { createResource, listResources } from '../resources/registration.ts';
 import { auditedTransaction } from './audited-transaction.ts';
 import { rejectDuplicates } from './constraint-errors.ts';
 import { parseInput } from './input.ts';
+import { ARGUMENT_TYPES, MAX_DECLARED_ARGUMENTS, isArgumentName, parseArgumentDeclarations, type ArgumentDeclarations } from '../policy/arguments.ts';
 
 type Ctx = Pick<ServerContext, 'db' | 'tenantId' | 'config'>;
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*'] as const;
+
+/** Cedar attribute names that `context.arguments.<name>` can read: identifiers that are not reserved words. */
+const argumentDeclarations = z
+  .record(z.string(), z.enum(ARGUMENT_TYPES, `must be one of ${ARGUMENT_TYPES.join(', ')}`))
+  .superRefine((declarations, check) => {
+    const names = Object.keys(declarations);
+    if (names.length > MAX_DECLARED_ARGUMENTS) check.addIssue({ code: 'custom', message: `must declare at most ${MAX_DECLARED_ARGUMENTS} arguments` });
+    for (const name of names.filter((candidate) => !isArgumentName(candidate))) {
+      check.addIssue({ code: 'custom', path: [name], message: 'must be an identifier of at most 64 letters, digits or _ that starts with a letter or a single _ and is not a Cedar reserved word' });
+    }
+  })
+  .describe('Top-level members of the JSON body that policies may read (context.arguments), with their Cedar types');
 
 const action = z
   .strictObject({
@@ -19,6 +32,7 @@ const action = z
     method: z.enum(HTTP_METHODS, `must be one of ${HTTP_METHODS.join(', ')}`).default('*').describe('HTTP method the gateway maps to this action, or *'),
     path_prefix: z.string().regex(/^\/[^?#\s]*$/, 'must start with / and contain no query, fragment or space').max(1000).default('/'),
     requires_approval: z.boolean().default(false).describe('Pause each call for the person to approve'),
+    arguments: argumentDeclarations.optional(),
   })
   .describe('An action (scope) of the resource');
 
@@ -70,8 +84,13 @@ export const createResourceBody = z
   })
   .describe('A new resource (an API, MCP server or upstream reached through the gateway)');
 
+/** A resource as the admin API returns it: each action's declared arguments as an object. */
+export interface ResourceRecord extends Omit<ResourceWithActions, 'actions'> {
+  actions: Array<Omit<ResourceAction, 'arguments'> & { arguments: ArgumentDeclarations }>;
+}
+
 /** Registers a resource with its actions, atomically. */
-export async function createResourceRecord(ctx: Ctx, input: unknown, actor: string): Promise<ResourceWithActions> {
+export async function createResourceRecord(ctx: Ctx, input: unknown, actor: string): Promise<ResourceRecord> {
   const body = parseInput(createResourceBody, input);
   checkUpstreamPolicy(ctx, body.upstream_base_url);
 
@@ -89,17 +108,21 @@ export async function createResourceRecord(ctx: Ctx, input: unknown, actor: stri
           accessTokenTtlSeconds: body.access_token_ttl_seconds,
           upstreamBaseUrl: upstream,
           upstreamAuth: upstream === null ? null : (body.upstream_auth ?? 'bearer'),
-          actions: body.actions.map((item) => ({ name: item.name, description: item.description, method: item.method, pathPrefix: item.path_prefix, requiresApproval: item.requires_approval })),
+          actions: body.actions.map((item) => ({ name: item.name, description: item.description, method: item.method, pathPrefix: item.path_prefix, requiresApproval: item.requires_approval, arguments: item.arguments ?? {} })),
         },
       );
       const event = { event: 'resource.created', actor, target: { resource: resource.identifier, name: resource.name, actions: resource.actions.map((item) => item.name) }, outcome: { result: 'created' } };
-      return { result: resource, events: [event] };
+      return { result: presentResource(resource), events: [event] };
     }),
   );
 }
 
-export async function listResourceRecords(ctx: Ctx): Promise<ResourceWithActions[]> {
-  return listResources(ctx);
+export async function listResourceRecords(ctx: Ctx): Promise<ResourceRecord[]> {
+  return (await listResources(ctx)).map(presentResource);
+}
+
+function presentResource(resource: ResourceWithActions): ResourceRecord {
+  return { ...resource, actions: resource.actions.map((action) => ({ ...action, arguments: parseArgumentDeclarations(action.arguments) })) };
 }
 
 /** Plain http upstreams are refused unless the deployment allows loopback upstreams (tests and examples). */

@@ -13,8 +13,20 @@ export interface NewClient {
   /** Public JWK Set for private_key_jwt; without it the client gets a generated secret. */
   jwks?: JSONWebKeySet | undefined;
   redirectUris?: string[] | undefined;
+  /** Exact URIs the logout endpoint may redirect to (OpenID Connect RP-Initiated Logout 1.0 §3.1). */
+  postLogoutRedirectUris?: string[] | undefined;
   /** Refuses token requests without a DPoP proof (RFC 9449 §5). */
   requireDpop?: boolean | undefined;
+  /** A public client (RFC 6749 §2.1): no secret and no keys. Only self-registered clients are public. */
+  publicClient?: boolean | undefined;
+  /** The client_id, when the caller must know it first; otherwise one is generated. */
+  clientId?: string | undefined;
+  /** Set for self-registered clients, with the time a metadata document's contents go stale. */
+  registration?: { origin: 'dynamic' } | { origin: 'metadata_document'; expiresAt: number } | undefined;
+  /** The grant types a self-registered client registered; absent allows every grant of its kind. */
+  grantTypes?: string[] | undefined;
+  /** CIBA Core 1.0 §4: the agent's token delivery mode, with the notification endpoint in ping mode; absent means poll. */
+  backchannel?: { deliveryMode: 'poll' | 'ping'; notificationEndpoint?: string | undefined } | undefined;
 }
 
 export interface CreatedClient {
@@ -23,24 +35,35 @@ export interface CreatedClient {
   clientSecret?: string | undefined;
 }
 
-const ID_PREFIX: Record<ClientTable['kind'], string> = { agent: 'agt', application: 'app', admin: 'adm' };
+const ID_PREFIX: Record<ClientTable['kind'], string> = { agent: 'agt', application: 'app', admin: 'adm', registered: 'reg' };
+
+export function newClientId(kind: ClientTable['kind']): string {
+  return newId(ID_PREFIX[kind]);
+}
 
 /** Registers an OAuth client: an agent, an application that signs people in, or an admin client. */
 export async function createClient(ctx: Pick<ServerContext, 'db' | 'tenantId'>, input: NewClient): Promise<CreatedClient> {
-  const clientSecret = input.jwks === undefined ? newSecret() : undefined;
+  const clientSecret = input.jwks === undefined && input.publicClient !== true ? newSecret() : undefined;
+  const registration = input.registration;
   const client: Client = {
-    client_id: newId(ID_PREFIX[input.kind]),
+    client_id: input.clientId ?? newClientId(input.kind),
     tenant_id: ctx.tenantId,
     kind: input.kind,
     name: input.name,
     owner_user_id: input.ownerUserId ?? null,
-    token_endpoint_auth_method: input.jwks === undefined ? 'client_secret_basic' : 'private_key_jwt',
+    token_endpoint_auth_method: input.jwks !== undefined ? 'private_key_jwt' : clientSecret === undefined ? 'none' : 'client_secret_basic',
     secret_digest: clientSecret === undefined ? null : sha256Hex(clientSecret),
     jwks: input.jwks === undefined ? null : JSON.stringify(input.jwks),
     redirect_uris: JSON.stringify(input.redirectUris ?? []),
+    post_logout_redirect_uris: input.postLogoutRedirectUris === undefined ? null : JSON.stringify(input.postLogoutRedirectUris),
     status: 'active',
     created_at: nowSeconds(),
     require_dpop: input.requireDpop === true ? 1 : 0,
+    registration: registration?.origin ?? null,
+    metadata_expires_at: registration?.origin === 'metadata_document' ? registration.expiresAt : null,
+    grant_types: input.grantTypes === undefined ? null : JSON.stringify(input.grantTypes),
+    backchannel_token_delivery_mode: input.backchannel?.deliveryMode ?? null,
+    backchannel_client_notification_endpoint: input.backchannel?.notificationEndpoint ?? null,
   };
   await ctx.db.insertInto('clients').values(client).execute();
   return { client, clientSecret };
@@ -58,8 +81,18 @@ export function secretMatches(client: Client, presented: string): boolean {
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
+/** Whether the client registered this grant type; clients an administrator created may use every grant of their kind. */
+export function clientRegisteredGrant(client: Client, grantType: string): boolean {
+  if (client.grant_types === null || client.grant_types === undefined) return true;
+  return (JSON.parse(client.grant_types) as string[]).includes(grantType);
+}
+
 export function redirectUrisOf(client: Client): string[] {
   return JSON.parse(client.redirect_uris) as string[];
+}
+
+export function postLogoutRedirectUrisOf(client: Client): string[] {
+  return JSON.parse(client.post_logout_redirect_uris ?? '[]') as string[];
 }
 
 /** Lists the tenant's clients of one kind, oldest first. */

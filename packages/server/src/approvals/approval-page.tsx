@@ -1,19 +1,20 @@
-import { CsrfField, renderPage } from '../web/layout.tsx';
+import { renderPage } from '../web/layout.tsx';
+import { ArgumentsRow, DecisionForms, RequestTable, type DecisionPageView } from './decision-page.tsx';
 import type { Approval } from './service.ts';
 
-export interface ApprovalView {
+/** The arguments of a request as the person reads them: pretty JSON or the body's text. */
+export interface ReadableArguments {
+  text: string;
+  truncated: boolean;
+  json: boolean;
+  totalBytes: number;
+}
+
+export interface ApprovalView extends DecisionPageView {
   approval: Approval;
-  agentName: string;
-  resourceName: string;
-  resourceIdentifier: string;
   actionDescription: string;
-  personName: string;
   /** Readable request body, or undefined when this server no longer has it. */
-  body: { text: string; truncated: boolean; json: boolean; totalBytes: number } | undefined;
-  now: number;
-  csrfToken: string;
-  /** Whether approving will first ask the person to sign in again. */
-  needsFreshSignIn: boolean;
+  body: ReadableArguments | undefined;
 }
 
 const STATUS_TEXT: Record<Approval['status'], string> = {
@@ -34,69 +35,32 @@ export function renderApprovalPage(view: ApprovalView): string {
     <>
       <h1>{`${view.agentName} asks to make a call for you`}</h1>
       <p>{`Signed in as ${view.personName}. Approving allows this one request, exactly as shown, once.`}</p>
-      <table id="approval">
-        <tbody>
-          <tr>
-            <th>Agent</th>
-            <td id="agent">{view.agentName}</td>
-          </tr>
-          <tr>
-            <th>Resource</th>
-            <td id="resource">
-              {view.resourceName} (<code>{view.resourceIdentifier}</code>)
-            </td>
-          </tr>
-          <tr>
-            <th>Action</th>
-            <td id="action">
-              <code>{approval.action}</code> {view.actionDescription}
-            </td>
-          </tr>
-          <tr>
-            <th>Request</th>
-            <td id="request">
-              <code>{`${approval.method} ${approval.path}`}</code>
-            </td>
-          </tr>
-          <tr>
-            <th>Body</th>
-            <td id="body">{renderBody(view.body)}</td>
-          </tr>
-          <tr>
-            <th>Expires</th>
-            <td id="expires">{`${new Date(Number(approval.expires_at) * 1000).toISOString()} (${expired ? 'expired' : `in ${Math.max(0, Number(approval.expires_at) - view.now)} seconds`})`}</td>
-          </tr>
-        </tbody>
-      </table>
+      <RequestTable id="approval" view={view} expiresAt={Number(approval.expires_at)} expired={expired}>
+        <tr>
+          <th>Action</th>
+          <td id="action">
+            <code>{approval.action}</code> {view.actionDescription}
+          </td>
+        </tr>
+        <tr>
+          <th>Request</th>
+          <td id="request">
+            <code>{`${approval.method} ${approval.path}`}</code>
+          </td>
+        </tr>
+        <ArgumentsRow id="body">
+          <ArgumentsView arguments={view.body} />
+        </ArgumentsRow>
+      </RequestTable>
 
-      <p id="status" class="notice">
-        {expired ? 'This request has expired; the agent must ask again.' : STATUS_TEXT[approval.status]}
-      </p>
-
-      {decidable ? (
-        <>
-          {view.needsFreshSignIn ? <p class="notice">Approving asks for your password again, because you signed in more than 15 minutes ago.</p> : null}
-          <div class="actions">
-            <form method="post" action={`/approvals/${approval.id}/approve`}>
-              <CsrfField token={view.csrfToken} />
-              <button type="submit" id="approve">
-                Approve
-              </button>
-            </form>
-            <form method="post" action={`/approvals/${approval.id}/deny`}>
-              <CsrfField token={view.csrfToken} />
-              <button type="submit" id="deny" class="danger">
-                Deny
-              </button>
-            </form>
-          </div>
-        </>
-      ) : null}
+      <DecisionForms view={view} path={`/approvals/${approval.id}`} statusText={STATUS_TEXT[approval.status]} expired={expired} decidable={decidable} />
     </>,
   );
 }
 
-function renderBody(body: ApprovalView['body']) {
+/** Shows request arguments, or a message that they are lost and what the person should do instead. */
+export function ArgumentsView(props: { arguments: ReadableArguments | undefined }) {
+  const body = props.arguments;
   if (body === undefined) return <p class="error">The request body is no longer available on this server. Deny the request unless you know what it contains.</p>;
   if (body.totalBytes === 0) return <em>(empty)</em>;
   return (

@@ -1,4 +1,5 @@
 import type { Envelope } from '../crypto/envelope.ts';
+import { parseBindableJson } from './arguments.ts';
 
 /** Bytes of a request body kept for the approval page. */
 export const MAX_PREVIEW_BYTES = 4 * 1024;
@@ -31,16 +32,16 @@ export async function openBodyPreview(envelope: Envelope, approvalId: string, se
   }
 }
 
-/** Formats the preview as readable text: pretty JSON when the whole body parses, the text otherwise. */
+/**
+ * Formats the preview as readable text: pretty JSON when the whole body is JSON that the approval
+ * binds by its canonical form, and the body's own text otherwise. The page then shows the
+ * arguments exactly as the binding reads them, so a duplicated member name is shown as sent.
+ */
 export function formatPreview(preview: BodyPreview): { text: string; truncated: boolean; json: boolean } {
   const truncated = preview.totalBytes > preview.bytes.length;
-  const text = preview.bytes.toString('utf8');
   if (!truncated) {
-    try {
-      return { text: JSON.stringify(JSON.parse(text), null, 2), truncated, json: true };
-    } catch {
-      // Not JSON: shown as text below.
-    }
+    const parsed = parseBindableJson(preview.bytes, preview.contentType);
+    if (parsed !== undefined) return { text: JSON.stringify(parsed.value, null, 2), truncated, json: true };
   }
-  return { text, truncated, json: false };
+  return { text: preview.bytes.toString('utf8'), truncated, json: false };
 }

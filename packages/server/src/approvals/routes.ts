@@ -3,14 +3,19 @@ import type { ServerContext } from '../context.ts';
 import { currentSession, signInUrl } from '../identity/session.ts';
 import { sendHtml } from '../identity/routes.ts';
 import { findClient } from '../agents/clients.ts';
-import { findResourceById } from '../resources/registry.ts';
+import { findResourceById, type ResourceWithActions } from '../resources/registry.ts';
 import { nowSeconds, sha256Hex } from '../store/ids.ts';
-import { renderApprovalMessage, renderApprovalPage, type ApprovalView } from './approval-page.tsx';
+import { renderApprovalMessage, renderApprovalPage, type ApprovalView, type ReadableArguments } from './approval-page.tsx';
 import { formatPreview, openBodyPreview } from './body-preview.ts';
-import { decideApproval, findApproval, type Approval, type DecisionFailure } from './service.ts';
+import { renderApprovalInbox, type CallInboxItem } from './inbox-page.tsx';
+import { backchannelInboxItems, registerBackchannelApprovalRoutes } from './backchannel-routes.ts';
+import type { DecisionFailure } from './decision.ts';
+import { needsFreshSignIn } from './fresh-sign-in.ts';
+import { decideApproval, findApproval, listPendingApprovals, type Approval } from './service.ts';
+import { registerApprovalStatusRoute } from './status-endpoint.ts';
 
-/** Approving needs a sign-in at most this old, so an unattended browser cannot approve. */
-export const MAX_APPROVAL_SIGN_IN_AGE_SECONDS = 15 * 60;
+/** Most pending approvals and CIBA requests the inbox lists. */
+export const MAX_INBOX_ITEMS = 100;
 
 const APPROVAL_ID = /^apr_[A-Za-z0-9_-]{1,64}$/;
 const EMPTY_BODY_HASH = sha256Hex('');
@@ -23,8 +28,25 @@ const DECISION_FAILURES: Record<DecisionFailure, { status: number; title: string
 
 type ApprovalRequest = FastifyRequest<{ Params: { id: string } }>;
 
-/** Registers the approval page for the person an approval belongs to, and its Approve and Deny actions. */
+/**
+ * Registers the person's approvals inbox, the approval page of each approval with its Approve
+ * and Deny actions, and the status endpoint that agents poll. The pages are HTML for the
+ * signed-in person; the shared security headers forbid framing them (`frame-ancestors 'none'`,
+ * `X-Frame-Options: DENY`), and the decisions need the session's CSRF token.
+ */
 export function registerApprovalRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get('/approvals', async (request, reply) => {
+    const signedIn = await currentSession(ctx, request);
+    if (signedIn === undefined) return reply.redirect(signInUrl(request), 303);
+
+    const approvals = await listPendingApprovals(ctx, signedIn.user.id, MAX_INBOX_ITEMS);
+    const calls = await Promise.all(approvals.map((approval) => inboxItem(ctx, approval)));
+    const backchannel = await backchannelInboxItems(ctx, signedIn.user.id, MAX_INBOX_ITEMS);
+    // Newest first across both kinds, cut to the same maximum.
+    const items = [...calls, ...backchannel].sort((a, b) => b.createdAt - a.createdAt).slice(0, MAX_INBOX_ITEMS);
+    return sendHtml(reply, renderApprovalInbox({ personName: signedIn.user.display_name, items }));
+  });
+
   app.get<{ Params: { id: string } }>('/approvals/:id', async (request, reply) => {
     const signedIn = await currentSession(ctx, request);
     if (signedIn === undefined) return reply.redirect(signInUrl(request), 303);
@@ -38,6 +60,9 @@ export function registerApprovalRoutes(app: FastifyInstance, ctx: ServerContext)
 
   app.post<{ Params: { id: string } }>('/approvals/:id/approve', { preHandler: app.csrfProtection }, async (request, reply) => decide(ctx, request, reply, 'approved'));
   app.post<{ Params: { id: string } }>('/approvals/:id/deny', { preHandler: app.csrfProtection }, async (request, reply) => decide(ctx, request, reply, 'denied'));
+
+  registerApprovalStatusRoute(app, ctx);
+  registerBackchannelApprovalRoutes(app, ctx);
 }
 
 async function decide(ctx: ServerContext, request: ApprovalRequest, reply: FastifyReply, decision: 'approved' | 'denied'): Promise<FastifyReply> {
@@ -48,8 +73,10 @@ async function decide(ctx: ServerContext, request: ApprovalRequest, reply: Fasti
   const approval = await ownApproval(ctx, request.params.id, signedIn.user.id);
   if (approval === undefined) return notFound(reply);
 
-  // Denying cannot grant anything, so only approving needs a recent sign-in.
-  if (decision === 'approved' && nowSeconds() - signedIn.authTime > MAX_APPROVAL_SIGN_IN_AGE_SECONDS) {
+  // Denying cannot grant anything, so only approving needs a recent sign-in. The person signs
+  // in again and comes back to the approval page to approve there.
+  if (decision === 'approved' && needsFreshSignIn(ctx, signedIn.authTime)) {
+    request.log.info({ approval_id: approval.id, user: signedIn.user.id }, 'approval needs a fresh sign-in');
     return reply.redirect(`/login?return_to=${encodeURIComponent(pagePath)}`, 303);
   }
 
@@ -79,12 +106,6 @@ async function ownApproval(ctx: ServerContext, id: string, userId: string): Prom
 async function approvalView(ctx: ServerContext, approval: Approval, personName: string, authTime: number, csrfToken: string): Promise<ApprovalView> {
   const agent = await findClient(ctx, approval.client_id);
   const resource = await findResourceById(ctx, approval.resource_id);
-  const action = resource?.actions.find((candidate) => candidate.name === approval.action);
-
-  const preview = await openBodyPreview(ctx.envelope, approval.id, approval.body_preview);
-  let body: ApprovalView['body'];
-  if (preview !== undefined) body = { ...formatPreview(preview), totalBytes: preview.totalBytes };
-  else if (approval.body_hash === EMPTY_BODY_HASH) body = { text: '', truncated: false, json: false, totalBytes: 0 };
 
   const now = nowSeconds();
   return {
@@ -92,13 +113,44 @@ async function approvalView(ctx: ServerContext, approval: Approval, personName: 
     agentName: agent?.name ?? approval.client_id,
     resourceName: resource?.display_name ?? approval.resource_id,
     resourceIdentifier: resource?.identifier ?? '',
-    actionDescription: action?.description ?? '',
+    actionDescription: actionDescription(resource, approval.action),
     personName,
-    body,
+    body: await readableArguments(ctx, approval),
     now,
     csrfToken,
-    needsFreshSignIn: now - authTime > MAX_APPROVAL_SIGN_IN_AGE_SECONDS,
+    needsFreshSignIn: needsFreshSignIn(ctx, authTime),
+    maxAuthAgeSeconds: ctx.config.approvalMaxAuthAgeSeconds,
   };
+}
+
+async function inboxItem(ctx: ServerContext, approval: Approval): Promise<CallInboxItem> {
+  const agent = await findClient(ctx, approval.client_id);
+  const resource = await findResourceById(ctx, approval.resource_id);
+  return {
+    kind: 'call',
+    id: approval.id,
+    agentName: agent?.name ?? approval.client_id,
+    resourceName: resource?.display_name ?? approval.resource_id,
+    action: approval.action,
+    actionDescription: actionDescription(resource, approval.action),
+    method: approval.method,
+    path: approval.path,
+    arguments: await readableArguments(ctx, approval),
+    createdAt: Number(approval.created_at),
+    expiresIn: Math.max(0, Number(approval.expires_at) - nowSeconds()),
+  };
+}
+
+/** Opens the sealed body preview; an empty body needs no preview, and a lost one is undefined. */
+async function readableArguments(ctx: ServerContext, approval: Approval): Promise<ReadableArguments | undefined> {
+  const preview = await openBodyPreview(ctx.envelope, approval.id, approval.body_preview);
+  if (preview !== undefined) return { ...formatPreview(preview), totalBytes: preview.totalBytes };
+  if (approval.body_hash === EMPTY_BODY_HASH) return { text: '', truncated: false, json: false, totalBytes: 0 };
+  return undefined;
+}
+
+function actionDescription(resource: ResourceWithActions | undefined, action: string): string {
+  return resource?.actions.find((candidate) => candidate.name === action)?.description ?? '';
 }
 
 function notFound(reply: FastifyReply): FastifyReply {

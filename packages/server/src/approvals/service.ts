@@ -1,20 +1,21 @@
 import type { ServerContext } from '../context.ts';
-import { newId, nowSeconds, sha256Hex } from '../store/ids.ts';
+import { newId, nowSeconds } from '../store/ids.ts';
 import type { ApprovalTable } from '../store/schema.ts';
 import type { Db } from '../store/db.ts';
-import { bindingHash, type ApprovalBinding } from './binding.ts';
+import { bindingHash, bindRequest, type BoundRequest } from './binding.ts';
+import { listPendingRequests, recordDecision, type DecisionFailure } from './decision.ts';
 import { sealBodyPreview } from './body-preview.ts';
 
 export type Approval = ApprovalTable;
 
 type Ctx = Pick<ServerContext, 'db' | 'tenantId' | 'config' | 'envelope'>;
 
-export interface NewApproval extends Omit<ApprovalBinding, 'bodyHash'> {
+export interface NewApproval extends BoundRequest {
   delegationId: string;
-  resourceId: string;
-  body: Buffer;
-  contentType?: string | undefined;
 }
+
+/** Status of an approval as the agent and the person see it: a pending or approved approval past its expiry is `expired`. */
+export type ApprovalStatus = Approval['status'] | 'expired';
 
 /**
  * Creates a pending approval for one request, expiring after `approvalTtlSeconds`. An agent
@@ -23,8 +24,8 @@ export interface NewApproval extends Omit<ApprovalBinding, 'bodyHash'> {
  * the creating transaction (to append its audit entry); when it throws, nothing is created.
  */
 export async function createApproval(ctx: Ctx, input: NewApproval, onCreated?: (approval: Approval, trx: Db) => Promise<void>): Promise<{ approval: Approval; created: boolean }> {
-  const bodyHash = sha256Hex(input.body);
-  const hash = bindingHash({ ...input, bodyHash });
+  const binding = bindRequest(input);
+  const hash = bindingHash(binding);
   const now = nowSeconds();
 
   return ctx.db.transaction().execute(async (trx) => {
@@ -50,7 +51,7 @@ export async function createApproval(ctx: Ctx, input: NewApproval, onCreated?: (
       action: input.action,
       method: input.method.toUpperCase(),
       path: input.path,
-      body_hash: bodyHash,
+      body_hash: binding.arguments.sha256,
       body_preview: await sealBodyPreview(ctx.envelope, id, input.body, input.contentType),
       binding_hash: hash,
       status: 'pending',
@@ -69,7 +70,16 @@ export async function findApproval(ctx: Pick<ServerContext, 'db' | 'tenantId'>, 
   return ctx.db.selectFrom('approvals').selectAll().where('tenant_id', '=', ctx.tenantId).where('id', '=', id).executeTakeFirst();
 }
 
-export type DecisionFailure = 'not_found' | 'expired' | 'already_decided';
+/** Lists the person's pending, unexpired approvals, newest first. */
+export async function listPendingApprovals(ctx: Pick<ServerContext, 'db' | 'tenantId'>, userId: string, limit: number): Promise<Approval[]> {
+  return listPendingRequests(ctx, 'approvals', userId, limit);
+}
+
+/** Returns the approval's status at `now`; only `denied` and `used` stay as they are after expiry. */
+export function approvalStatus(approval: Approval, now: number): ApprovalStatus {
+  if ((approval.status === 'pending' || approval.status === 'approved') && Number(approval.expires_at) <= now) return 'expired';
+  return approval.status;
+}
 
 /**
  * Records the person's decision on a pending, unexpired approval of their own. The update
@@ -78,19 +88,7 @@ export type DecisionFailure = 'not_found' | 'expired' | 'already_decided';
  * the approval stays pending and the error propagates.
  */
 export async function decideApproval(ctx: Ctx & Pick<ServerContext, 'audit'>, input: { id: string; userId: string; decision: 'approved' | 'denied'; requestId?: string }): Promise<{ ok: true; approval: Approval } | { ok: false; reason: DecisionFailure }> {
-  const now = nowSeconds();
-  const decided = await ctx.db.transaction().execute(async (trx) => {
-    const result = await trx
-      .updateTable('approvals')
-      .set({ status: input.decision, decided_at: now })
-      .where('tenant_id', '=', ctx.tenantId)
-      .where('id', '=', input.id)
-      .where('user_id', '=', input.userId)
-      .where('status', '=', 'pending')
-      .where('expires_at', '>', now)
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) return undefined;
-
+  const result = await recordDecision(ctx, 'approvals', input, async (trx) => {
     const approval = await trx.selectFrom('approvals').selectAll().where('id', '=', input.id).executeTakeFirstOrThrow();
     await ctx.audit(
       {
@@ -106,12 +104,7 @@ export async function decideApproval(ctx: Ctx & Pick<ServerContext, 'audit'>, in
     );
     return approval;
   });
-  if (decided !== undefined) return { ok: true, approval: decided };
-
-  const current = await findApproval(ctx, input.id);
-  if (current === undefined || current.user_id !== input.userId) return { ok: false, reason: 'not_found' };
-  if (current.status !== 'pending') return { ok: false, reason: 'already_decided' };
-  return { ok: false, reason: 'expired' };
+  return result.ok ? { ok: true, approval: result.row } : result;
 }
 
 export type ConsumeFailure = 'not_found' | 'pending' | 'denied' | 'expired' | 'used' | 'mismatch';

@@ -5,11 +5,11 @@ import { cliActor, formatTime, parseCommand, printJson, printTable, readJsonFile
 export async function createClientCommand(kind: ManagedKind, args: string[], io: CliIo): Promise<number> {
   const { values } = parseCommand(
     args,
-    { name: { type: 'string' }, owner: { type: 'string' }, 'jwks-file': { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true }, role: { type: 'string', multiple: true }, 'require-dpop': { type: 'boolean' }, json: { type: 'boolean' } },
+    { name: { type: 'string' }, owner: { type: 'string' }, 'jwks-file': { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true }, role: { type: 'string', multiple: true }, 'require-dpop': { type: 'boolean' }, json: { type: 'boolean' }, ...(kind === 'agent' ? BACKCHANNEL_OPTIONS : {}) },
     [],
   );
   const jwks = values['jwks-file'] === undefined ? undefined : readJsonFile(values['jwks-file'], '--jwks-file');
-  const input = { name: values.name, owner: values.owner, jwks, redirect_uris: values['redirect-uri'], roles: values.role, require_dpop: values['require-dpop'] === true };
+  const input = { name: values.name, owner: values.owner, jwks, redirect_uris: values['redirect-uri'], post_logout_redirect_uris: values['post-logout-redirect-uri'], roles: values.role, require_dpop: values['require-dpop'] === true, ...backchannelInput(values) };
   const client = await withContext((ctx) => createClientRecord(ctx, kind, input, cliActor()));
 
   if (values.json === true) {
@@ -18,6 +18,17 @@ export async function createClientCommand(kind: ManagedKind, args: string[], io:
   }
   printCreated(io, client);
   return 0;
+}
+
+/** `agents create` options for CIBA Core 1.0 §4: the token delivery mode and the ping notification endpoint. */
+const BACKCHANNEL_OPTIONS = { 'backchannel-token-delivery-mode': { type: 'string' }, 'backchannel-client-notification-endpoint': { type: 'string' } } as const;
+
+/** Maps the CIBA options that were given to the admin body's fields, leaving out those that were not. */
+function backchannelInput(values: Record<string, unknown>): Record<string, unknown> {
+  const input: Record<string, unknown> = {};
+  if (values['backchannel-token-delivery-mode'] !== undefined) input.backchannel_token_delivery_mode = values['backchannel-token-delivery-mode'];
+  if (values['backchannel-client-notification-endpoint'] !== undefined) input.backchannel_client_notification_endpoint = values['backchannel-client-notification-endpoint'];
+  return input;
 }
 
 export async function listClientsCommand(kind: ManagedKind, args: string[], io: CliIo): Promise<number> {

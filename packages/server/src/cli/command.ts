@@ -41,11 +41,12 @@ export function parseCommand<Options extends CommandOptions>(args: string[], opt
 }
 
 /** Returns the one subcommand of a group, or throws a UsageError listing the known ones. */
-export function subcommand(group: string, args: string[], known: string[]): [string, string[]] {
+export function subcommand(_group: string, args: string[], known: string[]): [string, string[]] {
   const [name, ...rest] = args;
   if (name === undefined || !known.includes(name)) {
     const given = name === undefined ? 'no subcommand' : `unknown subcommand ${name}`;
-    throw new UsageError(`mandate ${group}: ${given}; use one of ${known.join(', ')}.`);
+    // main prefixes every message with `mandate <group>:`.
+    throw new UsageError(`${given}; use one of ${known.join(', ')}.`);
   }
   return [name, rest];
 }

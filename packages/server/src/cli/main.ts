@@ -9,6 +9,8 @@ import { runCredentials } from './credentials.ts';
 import { runDelegations } from './delegations.ts';
 import { runInit } from './init.ts';
 import { runKeygen } from './keygen.ts';
+import { runPolicy } from './policy.ts';
+import { runRegistered, runRegistration } from './registration.ts';
 import { runResources } from './resources.ts';
 import { runRoles } from './roles.ts';
 import { runServe } from './serve.ts';
@@ -27,7 +29,10 @@ const GROUPS: Record<string, CommandGroup> = {
   resources: runResources,
   credentials: runCredentials,
   delegations: runDelegations,
+  registration: runRegistration,
+  registered: runRegistered,
   audit: runAudit,
+  policy: runPolicy,
 };
 
 const USAGE = `Usage: mandate <command> [options]
@@ -39,18 +44,35 @@ const USAGE = `Usage: mandate <command> [options]
   users list | grant <user> <role> | revoke-role <user> <role> | disable <user>
   roles create --name N --permission "<resource> <action>" ... | list
   agents create --name N [--owner U] [--jwks-file F] [--redirect-uri U]... [--role R]... [--require-dpop]
+                [--post-logout-redirect-uri U]...
+                [--backchannel-token-delivery-mode poll|ping] [--backchannel-client-notification-endpoint URL]
   agents list | grant <client_id> <role> | revoke-role <client_id> <role>
   agents revoke <client_id>               revoke every delegation of the agent
   agents disable <client_id>
-  apps create --name N --redirect-uri U... [--jwks-file F] | list | disable <client_id>
+  apps create --name N --redirect-uri U... [--post-logout-redirect-uri U]... [--jwks-file F]
+  apps list | disable <client_id>
   resources create --name N [--upstream URL] [--identifier URI] [--token-ttl SECONDS]
-                   [--upstream-auth bearer|header:<Name>] [--action "<name> [<method> [<path> [approval]]]"]...
+                   [--upstream-auth bearer|header:<Name>]
+                   [--action "<name> [<method> [<path> [approval]]] [<argument>:String|Long|Boolean]..."]...
   resources list
   credentials set --user U --resource R   credential on stdin or --credential-file
   credentials list [--user U]
   delegations list [--user U] [--agent A] [--active|--revoked]
   delegations revoke <id> | --user U | --agent A [--reason TEXT]
   audit tail [--after SEQ] [--limit N] | verify
+  policy show                             print the Cedar policy in force (its version on stderr)
+  policy set FILE                         validate the Cedar policy in FILE and save it as the next version
+  policy test FILE [--json]               decide the cases of a JSON test file; exit 1 when any differs
+  policy replay --candidate FILE [--since AGE|DATE] [--limit N] [--json]
+                                          list recorded decisions that the candidate policy would change
+  registration show                       show what clients may do without an administrator
+  registration set [--dynamic on|off]     RFC 7591 dynamic registration at /register
+                   [--metadata-documents on|off]      https client_id URLs and their documents
+                   [--metadata-document-host HOST]... only these document hosts
+                   [--any-metadata-document-host]     any host with public addresses (the default)
+  registered list                         self-registered clients waiting for an administrator
+  registered make-agent <client_id> --name N [--role R]... [--require-dpop]
+                                          make a self-registered client an agent with these roles
 
 Commands that create something accept --json. Configuration comes from MANDATE_* variables
 (MANDATE_DATA_DIR, MANDATE_DATABASE_URL, MANDATE_MASTER_KEY, ...), as for serve.

@@ -51,13 +51,28 @@ export async function runResources(args: string[], io: CliIo): Promise<number> {
 }
 
 /**
- * `--action "<name> [<method> [<path prefix> [approval]]]"`, for example `--action "issues.write POST /issues approval"`.
+ * `--action "<name> [<method> [<path prefix> [approval]]] [<argument>:<type>]..."`, for example
+ * `--action "payments.pay POST /payments amount:Long currency:String"`. Tokens of the form
+ * `<argument>:<type>` declare the arguments policies may read, and the others are positional.
  * Descriptions need --actions-file.
  */
 function parseAction(text: string): Record<string, unknown> {
-  const [name, method, pathPrefix, flag, ...extra] = text.trim().split(/\s+/);
+  // The name comes first and may itself contain `:` (`repo:write`), so only later tokens can be arguments.
+  const [name, ...after] = text.trim().split(/\s+/);
+  const declared = after.filter((token) => ARGUMENT_TOKEN.test(token));
+  const [method, pathPrefix, flag, ...extra] = after.filter((token) => !ARGUMENT_TOKEN.test(token));
   if (name === undefined || name === '' || extra.length > 0 || (flag !== undefined && flag !== 'approval')) {
-    throw new UsageError(`Invalid --action ${JSON.stringify(text)}: write "<name> [<method> [<path prefix> [approval]]]".`);
+    throw new UsageError(`Invalid --action ${JSON.stringify(text)}: write "<name> [<method> [<path prefix> [approval]]] [<argument>:String|Long|Boolean]...".`);
   }
-  return { name, method, path_prefix: pathPrefix, requires_approval: flag === 'approval' };
+
+  const args = new Map<string, string>();
+  for (const token of declared) {
+    const [argument = '', type = ''] = token.split(':');
+    if (args.has(argument)) throw new UsageError(`Invalid --action ${JSON.stringify(text)}: the argument ${argument} is declared twice.`);
+    args.set(argument, type);
+  }
+  return { name, method, path_prefix: pathPrefix, requires_approval: flag === 'approval', ...(declared.length === 0 ? {} : { arguments: Object.fromEntries(args) }) };
 }
+
+/** An `<argument>:<type>` token. A method, a path prefix (starting with `/`) and `approval` never match. */
+const ARGUMENT_TOKEN = /^[A-Za-z_][A-Za-z0-9_]*:[A-Za-z]+$/;

@@ -44,6 +44,9 @@ export function parseConfig(input: Record<string, unknown>): Config {
   if (config.mode === 'production' && config.allowLoopbackUpstreams) {
     throw new ConfigError('Invalid setting allowLoopbackUpstreams: it is for tests and examples only. Unset MANDATE_ALLOW_LOOPBACK_UPSTREAMS in production.');
   }
+  if (config.mode === 'production' && config.allowLoopbackClientMetadata) {
+    throw new ConfigError('Invalid setting allowLoopbackClientMetadata: it is for tests only. Unset MANDATE_ALLOW_LOOPBACK_CLIENT_METADATA in production.');
+  }
   return config;
 }
 

@@ -1,11 +1,12 @@
 import type { ServerContext } from '../context.ts';
 import { isDelegationChainLive } from '../oauth/delegation.ts';
 import { verifyAccessToken, type AccessTokenClaims } from '../oauth/access-token.ts';
-import { AccessDenied, dpopChallenge, InvalidDpopProof, InvalidToken, MissingToken, OAuthError, UseDpopNonce } from '../oauth/errors.ts';
-import { verifyDpopProof } from '../oauth/dpop/proof.ts';
-import { DPOP_SIGNING_ALGORITHMS } from '../oauth/dpop/algorithms.ts';
+import { AccessDenied, InvalidDpopProof, InvalidToken, MissingToken, UseDpopNonce } from '../oauth/errors.ts';
+import { verifyDpopResourceRequest, type PresentedToken, type ProofContext } from '../oauth/dpop/resource-request.ts';
 import type { DelegationTable } from '../store/schema.ts';
 import { nowSeconds } from '../store/ids.ts';
+
+export { presentedToken, useDpopChallenge, type PresentedToken, type ProofContext } from '../oauth/dpop/resource-request.ts';
 
 /** A verified delegated token: a person (`sub`) on whose behalf an agent (`act.sub`) calls. */
 export interface DelegatedCaller {
@@ -41,69 +42,19 @@ export function bearerToken(authorization: string | undefined): string | undefin
   return match?.[1];
 }
 
-/** An access token and the authorization scheme it was presented with. */
-export interface PresentedToken {
-  scheme: 'Bearer' | 'DPoP';
-  token: string;
-}
-
 /**
- * Returns the token of an `Authorization: Bearer` (RFC 6750 §2.1) or `Authorization: DPoP`
- * (RFC 9449 §7.1) field, or undefined when the field is absent or uses another scheme.
- */
-export function presentedToken(authorization: string | undefined): PresentedToken | undefined {
-  if (authorization === undefined) return undefined;
-  const match = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(authorization);
-  if (match?.[1] === undefined || match[2] === undefined) return undefined;
-  return { scheme: match[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer', token: match[2] };
-}
-
-/** The parts of a gateway request that a DPoP proof covers. */
-export interface ProofContext {
-  /** The DPoP header field as Node parsed it. */
-  proof: string | string[] | undefined;
-  method: string;
-  /** The request URL as the client addressed it. */
-  url: string;
-}
-
-/**
- * Enforces DPoP sender-constraining (RFC 9449 §7): a token with `cnf.jkt` is accepted only
- * under the `DPoP` scheme with a valid proof by that key for this request, and the `DPoP`
- * scheme only with such a token.
+ * Enforces DPoP sender-constraining (RFC 9449 §7) with the check that userinfo shares, and
+ * records which check failed for the audit entry.
  */
 export async function verifySenderConstraint(ctx: ServerContext, presented: PresentedToken, claims: AccessTokenClaims, request: ProofContext): Promise<void> {
-  const boundJkt = typeof claims.cnf === 'object' && claims.cnf !== null && typeof claims.cnf.jkt === 'string' ? claims.cnf.jkt : undefined;
-
-  // RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is rejected.
-  if (boundJkt !== undefined && presented.scheme === 'Bearer') {
-    const description = 'The access token is bound to a DPoP key; send it as "Authorization: DPoP <token>" with a DPoP proof.';
-    throw new CallerRejected(new InvalidToken(description, { headers: { 'www-authenticate': dpopChallenge('invalid_token', description) } }), 'dpop_token_as_bearer', claims);
-  }
-  if (presented.scheme === 'Bearer') return;
-
-  if (boundJkt === undefined) {
-    const description = 'The access token is not bound to a DPoP key; send it as "Authorization: Bearer <token>".';
-    throw new CallerRejected(new InvalidToken(description, { headers: { 'www-authenticate': dpopChallenge('invalid_token', description) } }), 'dpop_token_unbound', claims);
-  }
-
-  // RFC 9449 §7.1: the proof passes every check of §4.3, including `ath` and `cnf.jkt`.
   try {
-    await verifyDpopProof(ctx, { header: request.proof, method: request.method, url: request.url, site: 'resource', accessToken: presented.token, boundJkt });
+    await verifyDpopResourceRequest(ctx, presented, claims, request);
   } catch (error) {
-    if (error instanceof InvalidDpopProof || error instanceof UseDpopNonce) throw new CallerRejected(error, error.error === 'use_dpop_nonce' ? 'dpop_nonce' : 'dpop_proof', claims);
+    if (error instanceof UseDpopNonce) throw new CallerRejected(error, 'dpop_nonce', claims);
+    if (error instanceof InvalidDpopProof) throw new CallerRejected(error, 'dpop_proof', claims);
+    if (error instanceof InvalidToken) throw new CallerRejected(error, presented.scheme === 'Bearer' ? 'dpop_token_as_bearer' : 'dpop_token_unbound', claims);
     throw error;
   }
-}
-
-/**
- * Replaces the `Bearer` challenge of a denial with a `DPoP` challenge (RFC 9449 §7.1), for
- * requests that used the DPoP scheme.
- */
-export function useDpopChallenge(error: OAuthError): void {
-  const challenge = error.headers['www-authenticate'];
-  if (challenge === undefined || !challenge.startsWith('Bearer ')) return;
-  error.headers['www-authenticate'] = `DPoP algs="${DPOP_SIGNING_ALGORITHMS.join(' ')}", ${challenge.slice('Bearer '.length)}`;
 }
 
 /** Verifies the token for the resource and requires it to be delegated: `act.sub` and `delegation_id`. */

@@ -2,13 +2,16 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerContext } from '../context.ts';
 import type { AuditEvent } from '../audit/entry.ts';
 import { tokenDigest } from '../audit/log.ts';
-import { decideActions } from '../policy/intersection.ts';
+import { decideCall } from '../policy/decision-point.ts';
+import type { Decision } from '../policy/decision.ts';
+import { jsonBodyArguments } from '../policy/json-arguments.ts';
 import { findResourceByName } from '../resources/registry.ts';
 import { AccessDenied, InsufficientScope, InvalidRequest, MissingToken, OAuthError, TemporarilyUnavailable } from '../oauth/errors.ts';
 import { sha256Hex } from '../store/ids.ts';
 import { readCredential } from '../vault/connections.ts';
 import type { Approval } from '../approvals/service.ts';
 import type { Db } from '../store/db.ts';
+import { checkAuthorizationDetails } from '../oauth/ciba/detail-enforcement.ts';
 import { matchAction } from './action-match.ts';
 import { APPROVAL_FIELD, ApprovalRejected, ApprovalRequired, passApprovalGate } from './approval-gate.ts';
 import { CallerRejected, checkDelegation, presentedToken, useDpopChallenge, verifyDelegatedToken, verifySenderConstraint } from './authenticate.ts';
@@ -103,22 +106,27 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
   if (action === undefined) return deny(new AccessDenied(`No action of resource ${resource.name} covers ${input.method} ${path.decoded}.`), { check: 'action_unmapped' });
   trail.target = { ...trail.target, action: action.name };
 
-  // d. The current roles of the person and the agent, within the token's scope.
-  const [decision] = await decideActions(ctx, { userId: caller.userId, agentId: caller.agentId }, resource.identifier, [action.name], caller.scope);
-  if (decision === undefined || !decision.allowed) {
-    const deniedBy = decision?.deniedBy ?? 'unknown';
-    return deny(new InsufficientScope(`The action ${action.name} is not allowed: ${describeDenial(deniedBy)}.`, action.name), {
-      check: 'policy',
-      denied_by: deniedBy,
-      user_roles: decision?.userRoles ?? [],
-      agent_roles: decision?.agentRoles ?? [],
-    });
-  }
-  trail.reason = { ...trail.reason, user_roles: decision.userRoles, agent_roles: decision.agentRoles };
+  // d. The decision: the current roles of the person and the agent within the token's scope,
+  //    then the policy's conditions on the call and its arguments.
+  const { decision, audit: policyDecision } = await decideCall(ctx, {
+    userId: caller.userId,
+    agentId: caller.agentId,
+    token,
+    tokenScope: [...caller.scope],
+    resource: { identifier: resource.identifier, name: resource.name },
+    action,
+    arguments: jsonBodyArguments(singleField(input.headers['content-type']), input.body),
+    method: input.method.toUpperCase(),
+    path: path.decoded,
+  });
+  trail.reason = { ...trail.reason, user_roles: decision.reasons.userRoles, agent_roles: decision.reasons.agentRoles, policy_decision: policyDecision };
+  if (decision.decision === 'deny') return deny(denialError(action.name, decision), { check: 'policy', denied_by: decision.reasons.deniedBy });
 
-  // e. Approval of this exact request by the person.
-  let approvalId: string | null = null;
-  if (action.requires_approval === 1) {
+  // e. Approval of this exact request by the person, or the advance approval the token carries (CIBA).
+  const detailed = await checkAuthorizationDetails(ctx, caller.claims, { resource: resource.identifier, action: action.name, body: input.body, contentType: singleField(input.headers['content-type']), approvalRequired: decision.decision === 'approval_required' });
+  if (detailed.kind === 'refused') return deny(detailed.error, { check: 'authorization_details', detail: detailed.reason });
+  let approvalId: string | null = detailed.kind === 'approved' ? detailed.approvalId : null;
+  if (decision.decision === 'approval_required' && approvalId === null) {
     const presented = singleField(input.headers[APPROVAL_FIELD]);
     if (presented !== undefined && !APPROVAL_ID.test(presented)) return deny(new InvalidRequest('The Mandate-Approval header must contain one approval id.'), { check: 'approval_malformed' });
 
@@ -132,6 +140,8 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     }
 
     if (outcome.kind === 'requested') {
+      // A new approval is audited as `approval.requested`. A repeat of a pending one still records its decision here.
+      if (!outcome.created) await auditQuietly(ctx, { event: 'gateway.denied', user: trail.user, agent: trail.agent, target: trail.target, outcome: { decision: 'approval_required', error: 'approval_required', status: 403 }, reason: { ...trail.reason, check: 'approval', approval_id: outcome.approval.id }, request_id: input.requestId });
       throw new ApprovalRequired(outcome.approval, ctx.config.issuer);
     }
     approvalId = outcome.approvalId;
@@ -204,16 +214,22 @@ async function auditQuietly(ctx: ServerContext, event: AuditEvent): Promise<void
   }
 }
 
-function describeDenial(deniedBy: string): string {
+/** Builds the error an agent receives for a denied decision. The audit entry has the full reasons. */
+function denialError(actionName: string, decision: Decision): OAuthError {
+  const { deniedBy, errors } = decision.reasons;
   switch (deniedBy) {
     case 'token_scope':
-      return 'the access token does not carry this scope';
+      return new InsufficientScope(`The action ${actionName} is not allowed: the access token does not carry this scope.`, actionName);
     case 'agent_roles':
-      return 'the agent\'s roles do not grant it';
+      return new InsufficientScope(`The action ${actionName} is not allowed: the agent's roles do not grant it.`, actionName);
     case 'user_roles':
-      return 'the person\'s roles do not grant it';
+      return new InsufficientScope(`The action ${actionName} is not allowed: the person's roles do not grant it.`, actionName);
+    case 'argument_type':
+      return new AccessDenied(`The call does not match the declared arguments of ${actionName}: ${errors.join('; ')}.`);
+    case 'policy':
+      return new AccessDenied(`A policy forbids this call of ${actionName}; the audit log names the policy.`);
     default:
-      return 'no decision was made';
+      return new AccessDenied(`Mandate could not evaluate its policy for this call of ${actionName}, so the call is denied; the audit log has the reason.`);
   }
 }
 

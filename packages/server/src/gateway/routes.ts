@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
+import { issueDpopNonce } from '../oauth/dpop/nonce.ts';
 import { runGatewayCall } from './pipeline.ts';
 
 /** Largest request body the gateway accepts; approval pages show it and its hash binds approvals. */
@@ -31,6 +32,8 @@ async function handleGatewayRequest(ctx: ServerContext, request: FastifyRequest<
     requestId: request.id,
   });
 
+  // RFC 9449 §9: a fresh nonce with each DPoP response spares the agent a use_dpop_nonce round trip.
+  if (ctx.config.dpopNoncesRequired && /^DPoP /i.test(request.headers.authorization ?? '')) reply.header('dpop-nonce', issueDpopNonce(ctx));
   // The upstream's content is served from Mandate's origin: a sandboxed, script-free policy keeps it inert.
   return reply.code(response.status).headers(response.headers).header('content-security-policy', "default-src 'none'; sandbox").send(response.body);
 }

@@ -19,6 +19,8 @@ export async function buildApp(ctx: ServerContext, routes: RouteModule[]): Promi
     trustProxy: false,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // A metadata document client's client_id is its URL, and admin paths carry it.
+    routerOptions: { maxParamLength: 2048 },
     // Malformed percent-encoding and over-long path parameters are rejected by the router before
     // any route runs; this sends them through handleError too, instead of Fastify's own JSON.
     frameworkErrors: handleError,

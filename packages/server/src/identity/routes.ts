@@ -3,7 +3,8 @@ import type { ServerContext } from '../context.ts';
 import { formBody, singleParam } from '../http/form.ts';
 import { renderLoginPage } from '../web/login-page.tsx';
 import { authenticateUser } from './users.ts';
-import { endSession, startSession } from './session.ts';
+import { registerLogoutRoutes } from './logout.ts';
+import { startSession } from './session.ts';
 
 /**
  * Only local paths may follow a sign-in, so the form cannot be used as an open redirect. The
@@ -40,10 +41,7 @@ export function registerIdentityRoutes(app: FastifyInstance, ctx: ServerContext)
     return reply.redirect(returnTo, 303);
   });
 
-  app.post('/logout', { preHandler: app.csrfProtection }, async (request, reply) => {
-    await endSession(ctx, request, reply);
-    return reply.redirect('/login', 303);
-  });
+  registerLogoutRoutes(app, ctx);
 }
 
 export function sendHtml(reply: FastifyReply, html: string): FastifyReply {

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
+import type { Db } from '../store/db.ts';
 import { newSecret, nowSeconds, sha256Hex } from '../store/ids.ts';
 import { findUser, type User } from './users.ts';
 
@@ -41,10 +42,16 @@ export async function currentSession(ctx: ServerContext, request: FastifyRequest
   return { user, authTime: Number(session.auth_time) };
 }
 
-/** Ends the session in the database and in the browser. */
-export async function endSession(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * Ends the session in the database and then in the browser. `record` runs in the same transaction,
+ * so an audit entry commits with the end; when either fails, the session and its cookie stay.
+ */
+export async function endSession(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, record?: (trx: Db) => Promise<void>): Promise<void> {
   const sessionId = request.cookies[SESSION_COOKIE];
-  if (sessionId !== undefined) await ctx.db.deleteFrom('sessions').where('id_hash', '=', sha256Hex(sessionId)).execute();
+  await ctx.db.transaction().execute(async (trx) => {
+    if (sessionId !== undefined) await trx.deleteFrom('sessions').where('id_hash', '=', sha256Hex(sessionId)).execute();
+    if (record !== undefined) await record(trx);
+  });
   reply.clearCookie(SESSION_COOKIE, { path: '/' });
 }
 

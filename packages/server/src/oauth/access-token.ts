@@ -24,6 +24,8 @@ export interface AccessTokenClaims extends JWTPayload {
   tenant: string;
   /** RFC 9449 §6.1: the thumbprint of the DPoP key the token is bound to. */
   cnf?: { jkt: string };
+  /** RFC 9396 §9.1: the authorization details the person approved, exactly as approved. */
+  authorization_details?: unknown[];
 }
 
 /** An RFC 8693 §4.1 `act` claim: the current actor, and the actor before it in `act`. */
@@ -49,6 +51,8 @@ export interface IssueAccessToken {
   delegationId?: string | undefined;
   /** RFC 9449 §6.1: binds the token to this DPoP key thumbprint with `cnf.jkt`. */
   dpopJkt?: string | undefined;
+  /** RFC 9396 §9.1: the `authorization_details` claim; only the CIBA grant sets it. */
+  authorizationDetails?: unknown[] | undefined;
 }
 
 export interface IssuedAccessToken {
@@ -73,6 +77,7 @@ export async function issueAccessToken(ctx: ServerContext, input: IssueAccessTok
     ...(input.mayAct === undefined ? {} : { may_act: { sub: input.mayAct } }),
     ...(input.delegationId === undefined ? {} : { delegation_id: input.delegationId }),
     ...(input.dpopJkt === undefined ? {} : { cnf: { jkt: input.dpopJkt } }),
+    ...(input.authorizationDetails === undefined ? {} : { authorization_details: input.authorizationDetails }),
   };
   const key = ctx.keys.accessToken;
   const token = await new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: ACCESS_TOKEN_TYP, kid: key.kid }).sign(key.privateKey);

@@ -1,5 +1,7 @@
 import type { ServerContext } from '../context.ts';
-import { findClient, redirectUrisOf, type Client } from '../agents/clients.ts';
+import { redirectUrisOf, type Client } from '../agents/clients.ts';
+import { MetadataDocumentError } from '../registration/metadata-document.ts';
+import { resolveClient } from '../registration/resolve-client.ts';
 import type { ResourceWithActions } from '../resources/registry.ts';
 import { repeatedParam, singleParam } from '../http/form.ts';
 import { OAuthError } from './errors.ts';
@@ -99,11 +101,26 @@ async function verifyClientAndRedirect(ctx: ServerContext, params: Record<string
   if (typeof clientId !== 'string' || clientId === '') throw new AuthorizationPageError('The request has no valid client_id.');
   if (typeof redirectUri !== 'string' || redirectUri === '') throw new AuthorizationPageError('The request has no valid redirect_uri.');
 
-  const client = await findClient(ctx, clientId);
+  const client = await clientNamed(ctx, clientId);
   if (client === undefined || client.status !== 'active' || client.kind === 'admin') throw new AuthorizationPageError('The client is unknown or disabled.');
   // RFC 9700 §4.1.3: exact string matching against the registered redirect URIs (loopback ports excepted).
   if (!redirectUrisOf(client).some((registered) => redirectUriMatches(registered, redirectUri))) throw new AuthorizationPageError('The redirect_uri is not registered for this client.');
+  // Shown here, never redirected: a client that registered itself chose its own redirect URI, and
+  // Mandate must not become an open redirector for it (RFC 9700 §4.11.2).
+  if (client.kind === 'registered') {
+    throw new AuthorizationPageError('This client registered itself and an administrator has not yet made it an agent. Ask an administrator to review it.');
+  }
   return { client, redirectUri };
+}
+
+async function clientNamed(ctx: ServerContext, clientId: string): Promise<Client | undefined> {
+  if (clientId.length > 2000) return undefined;
+  try {
+    return await resolveClient(ctx, clientId);
+  } catch (error) {
+    if (error instanceof MetadataDocumentError) throw new AuthorizationPageError(error.message, { cause: error });
+    throw error;
+  }
 }
 
 function safeSingle(params: Record<string, unknown>, name: string, redirectUri: string, state: string | undefined): string | undefined {

@@ -16,7 +16,8 @@ const CARRIED_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope
 
 /** RFC 6749 §3.1: the authorization endpoint, its consent page and the decision. */
 export function registerAuthorizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/authorize', async (request, reply) => {
+  // Rate-limited like /token: a URL client_id makes Mandate fetch its metadata document.
+  app.get('/authorize', { config: { rateLimit: { max: ctx.config.rateLimitPerMinute, timeWindow: '1 minute' } } }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
     return withAuthorizationErrors(ctx, reply, async () => {
       // RFC 9126 §4: a request_uri stands for the parameters pushed to /par, validated again here.

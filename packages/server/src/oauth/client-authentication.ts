@@ -2,6 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { ServerContext } from '../context.ts';
 import { findClient, secretMatches, type Client } from '../agents/clients.ts';
+import { MetadataDocumentError } from '../registration/metadata-document.ts';
+import { resolveClient } from '../registration/resolve-client.ts';
 import { nowSeconds } from '../store/ids.ts';
 import { singleParam, type FormBody } from '../http/form.ts';
 import { InvalidClient, InvalidRequest } from './errors.ts';
@@ -17,12 +19,21 @@ const UNKNOWN_OR_INVALID = 'Client authentication failed.';
 
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
+export interface AuthenticationOptions {
+  /**
+   * Accepts a public client (RFC 6749 §2.1, `token_endpoint_auth_method` none) that only names
+   * itself with `client_id`. The token, PAR and revocation endpoints allow it; introspection does not.
+   */
+  allowPublic?: boolean;
+}
+
 /**
  * Authenticates the client at the token endpoint with `client_secret_basic` (RFC 6749 §2.3.1)
- * or `private_key_jwt` (RFC 7523 §3). Exactly one method may be used, and it must be the one
- * registered for the client. Every failure is `invalid_client` with one public message.
+ * or `private_key_jwt` (RFC 7523 §3), or identifies a public client by its `client_id` when
+ * allowed. Exactly one method may be used, and it must be the one registered for the client.
+ * Every failure is `invalid_client` with one public message.
  */
-export async function authenticateClient(ctx: ServerContext, request: FastifyRequest, form: FormBody): Promise<Client> {
+export async function authenticateClient(ctx: ServerContext, request: FastifyRequest, form: FormBody, options: AuthenticationOptions = {}): Promise<Client> {
   const basic = parseBasic(request.headers.authorization);
   const assertionType = singleParam(form, 'client_assertion_type');
   const assertion = singleParam(form, 'client_assertion');
@@ -41,7 +52,33 @@ export async function authenticateClient(ctx: ServerContext, request: FastifyReq
     if (assertion === undefined) throw new InvalidClient('client_assertion is missing.');
     return authenticateWithAssertion(ctx, assertion, singleParam(form, 'client_id'));
   }
+  const clientId = singleParam(form, 'client_id');
+  if (options.allowPublic === true && clientId !== undefined) return identifyPublicClient(ctx, clientId);
   throw new InvalidClient('The client did not authenticate. Use HTTP Basic or private_key_jwt.');
+}
+
+/**
+ * A public client proves nothing at the token endpoint; PKCE and the registered redirect URI
+ * protect its codes (RFC 9700 §2.1.1), and rotation its refresh tokens (OAuth 2.1 §4.3.1).
+ * A confidential client may never fall back to this.
+ */
+async function identifyPublicClient(ctx: ServerContext, clientId: string): Promise<Client> {
+  const client = await lookUpClient(ctx, clientId);
+  if (client === undefined || client.status !== 'active' || client.token_endpoint_auth_method !== 'none') {
+    throw new InvalidClient(UNKNOWN_OR_INVALID, { detail: `no active public client ${clientId.slice(0, 200)}` });
+  }
+  return client;
+}
+
+/** Finds the client, fetching the metadata document of a URL client_id; a refused document is invalid_client. */
+async function lookUpClient(ctx: ServerContext, clientId: string): Promise<Client | undefined> {
+  if (clientId.length > 2000 || CONTROL_CHARACTER.test(clientId)) return undefined;
+  try {
+    return await resolveClient(ctx, clientId);
+  } catch (error) {
+    if (error instanceof MetadataDocumentError) throw new InvalidClient(error.message, { cause: error });
+    throw error;
+  }
 }
 
 async function authenticateWithSecret(ctx: ServerContext, clientId: string, secret: string): Promise<Client> {
@@ -58,7 +95,7 @@ async function authenticateWithAssertion(ctx: ServerContext, assertion: string, 
     throw new InvalidClient(UNKNOWN_OR_INVALID, { detail: 'client assertion has no usable sub, or it differs from client_id' });
   }
 
-  const client = await findClient(ctx, claimedId);
+  const client = await lookUpClient(ctx, claimedId);
   if (client === undefined || client.status !== 'active' || client.token_endpoint_auth_method !== 'private_key_jwt' || client.jwks === null) {
     throw new InvalidClient(UNKNOWN_OR_INVALID, { detail: `no active private_key_jwt client ${claimedId}` });
   }
@@ -118,7 +155,7 @@ function unverifiedSubject(assertion: string): string | undefined {
   if (payload === undefined) return undefined;
   try {
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown };
-    return typeof claims.sub === 'string' && claims.sub.length <= 200 && !CONTROL_CHARACTER.test(claims.sub) ? claims.sub : undefined;
+    return typeof claims.sub === 'string' && claims.sub.length <= 2000 && !CONTROL_CHARACTER.test(claims.sub) ? claims.sub : undefined;
   } catch {
     return undefined;
   }

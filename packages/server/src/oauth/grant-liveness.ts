@@ -3,7 +3,8 @@ import type { AccessTokenClaims } from './access-token.ts';
 import { isDelegationChainLive } from './delegation.ts';
 
 /**
- * Checks that the grant behind an access token is still live. Its client must be active. For a
+ * Checks that the grant behind an access token is still live. Its client must be active and not
+ * waiting for an administrator's review (kind `registered`). For a
  * token issued on a person's behalf, the delegation must be unrevoked and belong to this person
  * and client, and the person must be active. A token without a delegation must be the client's own
  * (`sub` = `client_id`, from client_credentials). Introspection and userinfo apply this, as the
@@ -12,8 +13,8 @@ import { isDelegationChainLive } from './delegation.ts';
 export async function isGrantLive(ctx: ServerContext, claims: AccessTokenClaims): Promise<boolean> {
   if (claims.tenant !== ctx.tenantId) return false;
 
-  const client = await ctx.db.selectFrom('clients').select('status').where('tenant_id', '=', ctx.tenantId).where('client_id', '=', claims.client_id).executeTakeFirst();
-  if (client === undefined || client.status !== 'active') return false;
+  const client = await ctx.db.selectFrom('clients').select(['status', 'kind']).where('tenant_id', '=', ctx.tenantId).where('client_id', '=', claims.client_id).executeTakeFirst();
+  if (client === undefined || client.status !== 'active' || client.kind === 'registered') return false;
 
   if (typeof claims.delegation_id !== 'string') return claims.sub === claims.client_id;
 

@@ -8,7 +8,7 @@ import { nowSeconds, sha256Hex } from '../store/ids.ts';
 import type { RefreshTokenTable } from '../store/schema.ts';
 import { verifyOwnAccessToken, type AccessTokenClaims } from './access-token.ts';
 import { authenticateClient } from './client-authentication.ts';
-import { InvalidToken } from './errors.ts';
+import { InvalidClient, InvalidToken } from './errors.ts';
 import { isGrantLive } from './grant-liveness.ts';
 
 /** RFC 7662 §2.2: the whole response for a token that is not active, whatever the reason. */
@@ -18,16 +18,32 @@ export type IntrospectionResponse = typeof INACTIVE | ({ active: true } & Record
 
 /**
  * RFC 7662: the introspection endpoint. The caller authenticates as a client, as RFC 7662 §2.1
- * requires. Any active client of the tenant may introspect an access token, because resource
- * servers register as ordinary clients (kind `application` or `agent`) and Mandate does not
- * record which client serves which resource. The caller learns little it did not have: the
- * claims are readable in the JWT itself, and only the `active` state is new. A refresh token is
- * active only for the client it was issued to.
+ * requires, and what it may learn depends on its kind, because RFC 7662 §4 recommends limiting
+ * what a client learns:
+ *
+ * - An admin client may introspect any token of the tenant. A resource server that introspects
+ *   the tokens it receives needs an admin client, because Mandate does not record which client
+ *   serves which resource.
+ * - An agent or application may introspect only a token issued to it (its `client_id`) or one in
+ *   which it is an actor, anywhere in the `act` chain. Any other token gets `{"active": false}`,
+ *   as RFC 7662 §2.2 allows, so the caller cannot read the claims of other clients' tokens.
+ * - A client that registered itself and is not an agent yet gets `invalid_client`: it may do
+ *   nothing until an administrator reviews it.
+ *
+ * A refresh token is active only for the client it was issued to, whatever the caller's kind.
+ *
+ * No DPoP proof is checked here, because the caller is the resource server, not the holder of
+ * the token's key (RFC 7662 §2.1). The resource server checks the proof the client sent it, and
+ * for a bound token the response gives it `cnf.jkt` to compare with the proof's key
+ * (RFC 9449 §6.2).
  */
 export function registerIntrospectionEndpoint(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/introspect', async (request, reply) => {
     const form = formBody(request.body);
     const client = await authenticateClient(ctx, request, form);
+    if (client.kind === 'registered') {
+      throw new InvalidClient('This client registered itself and an administrator has not yet made it an agent, so it may not introspect tokens.');
+    }
     const token = requiredParam(form, 'token');
     // RFC 7662 §2.1 lets the server ignore the hint, and the two token types have different shapes.
     singleParam(form, 'token_type_hint');
@@ -51,8 +67,24 @@ export async function introspectToken(ctx: ServerContext, client: Client, token:
     if (error instanceof InvalidToken) return INACTIVE;
     throw error;
   }
+  if (!mayIntrospect(client, claims)) return INACTIVE;
   if (!(await isGrantLive(ctx, claims))) return INACTIVE;
   return describeAccessToken(ctx, claims);
+}
+
+/** True when the client is an admin client, or the token was issued to it, or it is an actor anywhere in the token's `act` chain. */
+function mayIntrospect(client: Client, claims: AccessTokenClaims): boolean {
+  if (client.kind === 'admin' || claims.client_id === client.client_id) return true;
+
+  // RFC 8693 §4.1: each nested `act` names an earlier actor. A malformed level ends the walk, and
+  // the verified token was signed by Mandate, which nests at most maxDelegationChainDepth levels.
+  let level: unknown = claims.act;
+  while (typeof level === 'object' && level !== null) {
+    const actor = level as { sub?: unknown; act?: unknown };
+    if (actor.sub === client.client_id) return true;
+    level = actor.act;
+  }
+  return false;
 }
 
 /** RFC 7662 §2.2 members of an active access token, plus the delegation id that revocation works by. */
@@ -74,6 +106,8 @@ function describeAccessToken(ctx: ServerContext, claims: AccessTokenClaims): Int
     ...(claims.act === undefined ? {} : { act: claims.act }),
     ...(dpopBound ? { cnf } : {}),
     ...(claims.delegation_id === undefined ? {} : { delegation_id: claims.delegation_id }),
+    // RFC 9396 §9.2: the resource server learns the approved details from introspection too.
+    ...(claims.authorization_details === undefined ? {} : { authorization_details: claims.authorization_details }),
   };
 }
 

@@ -30,7 +30,7 @@ export interface PushedAuthorizationRequest {
 export function registerParEndpoint(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/par', { config: { rateLimit: { max: ctx.config.rateLimitPerMinute, timeWindow: '1 minute' } } }, async (request, reply) => {
     const form = formBody(request.body);
-    const client = await authenticateClient(ctx, request, form);
+    const client = await authenticateClient(ctx, request, form, { allowPublic: true });
 
     request.log = request.log.child({ agent: client.client_id });
     const requestUri = await pushAuthorizationRequest(ctx, client, form);

@@ -38,3 +38,21 @@ function loopbackUrl(value: string): URL | undefined {
 function withoutPort(value: string): string {
   return value.replace(/^(http:\/\/(?:127\.0\.0\.1|\[::1\])):\d{1,5}(?=[/?]|$)/, '$1');
 }
+
+/**
+ * Why a URI cannot be registered as a redirect URI, or undefined when it can. RFC 9700 §2.1 and
+ * RFC 6749 §3.1.2: exact, absolute redirect URIs without a fragment; http only on loopback
+ * (RFC 8252 §7.3), and other schemes only as private-use schemes with a dot (RFC 8252 §7.1).
+ */
+export function redirectUriProblem(value: string): string | undefined {
+  if (!URL.canParse(value)) return 'must be an absolute URI';
+
+  const url = new URL(value);
+  if (value.includes('#')) return 'must not contain a fragment';
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol === 'http:') {
+    return ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname) ? undefined : 'must use https unless the host is loopback';
+  }
+  if (/^[a-z][a-z0-9+-]*\.[a-z0-9+.-]+:$/i.test(url.protocol)) return undefined;
+  return 'must use https, http on loopback, or a private-use scheme in reverse domain form';
+}

@@ -49,25 +49,37 @@ export async function issueRefreshToken(ctx: ServerContext, input: NewRefreshTok
  * concurrent uses cannot both succeed, and the second is treated as a reuse.
  */
 export async function spendRefreshToken(ctx: ServerContext, token: string, clientId: string, dpop?: DpopBinding): Promise<RefreshTokenTable> {
+  const row = await verifyPresentedRefreshToken(ctx, token, clientId, dpop);
+  await markRefreshTokenSpent(ctx, row);
+  return row;
+}
+
+/**
+ * Runs every check of `spendRefreshToken` without spending the token, for a grant that has more
+ * checks to run first. Presenting a spent token still revokes its family and delegation.
+ */
+export async function verifyPresentedRefreshToken(ctx: ServerContext, token: string, clientId: string, dpop?: DpopBinding): Promise<RefreshTokenTable> {
   const row = await ctx.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).where('tenant_id', '=', ctx.tenantId).executeTakeFirst();
   if (row === undefined || row.client_id !== clientId) throw new InvalidGrant('The refresh token is invalid.', { detail: row === undefined ? 'unknown refresh token' : `refresh token of ${row.client_id} presented by ${clientId}` });
   if (row.revoked_at !== null) throw new InvalidGrant('The refresh token has been revoked.');
   // RFC 9449 §5: checked before the token is spent, so a thief without the key cannot burn it.
   requireBoundKey(row.dpop_jkt, dpop, 'refresh token');
 
-  const now = nowSeconds();
   if (row.used_at !== null) {
     await revokeGrant(ctx, row);
     throw new InvalidGrant('The refresh token was already used; every token of its grant is now revoked.');
   }
-  if (row.idle_expires_at <= now) throw new InvalidGrant('The refresh token has expired.');
+  if (row.idle_expires_at <= nowSeconds()) throw new InvalidGrant('The refresh token has expired.');
+  return row;
+}
 
-  const spent = await ctx.db.updateTable('refresh_tokens').set({ used_at: now }).where('id', '=', row.id).where('used_at', 'is', null).where('revoked_at', 'is', null).executeTakeFirst();
+/** Marks a verified refresh token spent. Losing the race to a concurrent use counts as a reuse. */
+export async function markRefreshTokenSpent(ctx: ServerContext, row: RefreshTokenTable): Promise<void> {
+  const spent = await ctx.db.updateTable('refresh_tokens').set({ used_at: nowSeconds() }).where('id', '=', row.id).where('used_at', 'is', null).where('revoked_at', 'is', null).executeTakeFirst();
   if (Number(spent.numUpdatedRows) !== 1) {
     await revokeGrant(ctx, row);
     throw new InvalidGrant('The refresh token was already used; every token of its grant is now revoked.');
   }
-  return row;
 }
 
 /**

@@ -18,7 +18,7 @@ import { recordRevokedAccessToken } from './revoked-access-tokens.ts';
 export function registerRevocationEndpoint(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/revoke', { config: { rateLimit: { max: ctx.config.rateLimitPerMinute, timeWindow: '1 minute' } } }, async (request, reply) => {
     const form = formBody(request.body);
-    const client = await authenticateClient(ctx, request, form);
+    const client = await authenticateClient(ctx, request, form, { allowPublic: true });
     const token = requiredParam(form, 'token');
     singleParam(form, 'token_type_hint');
 

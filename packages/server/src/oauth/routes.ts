@@ -7,6 +7,8 @@ import { registerParEndpoint } from './par.ts';
 import { registerRevocationEndpoint } from './revocation-endpoint.ts';
 import { registerTokenEndpoint } from './token-endpoint.ts';
 import { registerUserinfoEndpoint } from './userinfo.ts';
+import { registerDynamicRegistrationRoute } from '../registration/dynamic-registration.ts';
+import { registerBackchannelAuthenticationEndpoint } from './ciba/backchannel-endpoint.ts';
 
 export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): void {
   registerMetadataRoutes(app, ctx);
@@ -16,4 +18,6 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
   registerRevocationEndpoint(app, ctx);
   registerIntrospectionEndpoint(app, ctx);
   registerUserinfoEndpoint(app, ctx);
+  registerDynamicRegistrationRoute(app, ctx);
+  registerBackchannelAuthenticationEndpoint(app, ctx);
 }

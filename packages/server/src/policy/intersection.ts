@@ -1,6 +1,9 @@
 import type { ServerContext } from '../context.ts';
 import { clientPermissions, rolesGranting, userPermissions, type Permission } from './permissions.ts';
 
+/** The party that does not grant an action, checked in this order. */
+export type IntersectionDenial = 'token_scope' | 'agent_roles' | 'user_roles';
+
 /** The outcome for one action: allowed only when every party grants it. */
 export interface ActionDecision {
   action: string;
@@ -10,7 +13,7 @@ export interface ActionDecision {
   /** Roles of the agent that grant the action (empty when the agent does not). */
   agentRoles: string[];
   /** The first party that does not grant the action. */
-  deniedBy?: 'token_scope' | 'agent_roles' | 'user_roles';
+  deniedBy?: IntersectionDenial;
 }
 
 export interface Principals {
@@ -20,24 +23,46 @@ export interface Principals {
   agentId?: string | undefined;
 }
 
+/** The current permissions of each party involved. An absent party is not part of the intersection. */
+export interface PartyPermissions {
+  userPermissions?: readonly Permission[] | undefined;
+  agentPermissions?: readonly Permission[] | undefined;
+  /** The token's scope, when a token is involved. */
+  tokenScope?: ReadonlySet<string> | undefined;
+}
+
+/**
+ * Intersects the parties for one action: it must be in the token scope, granted by a role of
+ * the agent and granted by a role of the person, for each of them that is involved. This is
+ * the whole permission check, with no I/O, so it is the same for consent and for the gateway.
+ */
+export function intersect(parties: PartyPermissions, resource: string, action: string): ActionDecision {
+  const agentRoles = parties.agentPermissions === undefined ? [] : rolesGranting(parties.agentPermissions, resource, action);
+  const userRoles = parties.userPermissions === undefined ? [] : rolesGranting(parties.userPermissions, resource, action);
+
+  let deniedBy: IntersectionDenial | undefined;
+  if (parties.tokenScope !== undefined && !parties.tokenScope.has(action)) deniedBy = 'token_scope';
+  else if (parties.agentPermissions !== undefined && agentRoles.length === 0) deniedBy = 'agent_roles';
+  else if (parties.userPermissions !== undefined && userRoles.length === 0) deniedBy = 'user_roles';
+
+  return { action, allowed: deniedBy === undefined, userRoles, agentRoles, ...(deniedBy === undefined ? {} : { deniedBy }) };
+}
+
+/** Reads the current permissions of the person and the agent. A party without an id is left out. */
+export async function readPartyPermissions(ctx: Pick<ServerContext, 'db' | 'tenantId'>, principals: Principals): Promise<{ userPermissions?: Permission[]; agentPermissions?: Permission[] }> {
+  const [agentGrants, userGrants] = await Promise.all([
+    principals.agentId === undefined ? undefined : clientPermissions(ctx, principals.agentId),
+    principals.userId === undefined ? undefined : userPermissions(ctx, principals.userId),
+  ]);
+  return { ...(userGrants === undefined ? {} : { userPermissions: userGrants }), ...(agentGrants === undefined ? {} : { agentPermissions: agentGrants }) };
+}
+
 /**
  * Decides each action as the intersection of what was requested (or what the token carries),
  * the agent's current roles and the person's current roles. The roles are read from the
  * database on every call, so a demotion takes effect at the next decision.
  */
 export async function decideActions(ctx: Pick<ServerContext, 'db' | 'tenantId'>, principals: Principals, resource: string, actions: string[], grantedScope?: Set<string>): Promise<ActionDecision[]> {
-  const agentGrants: Permission[] | undefined = principals.agentId === undefined ? undefined : await clientPermissions(ctx, principals.agentId);
-  const userGrants: Permission[] | undefined = principals.userId === undefined ? undefined : await userPermissions(ctx, principals.userId);
-
-  return actions.map((action) => {
-    const agentRoles = agentGrants === undefined ? [] : rolesGranting(agentGrants, resource, action);
-    const userRoles = userGrants === undefined ? [] : rolesGranting(userGrants, resource, action);
-
-    let deniedBy: ActionDecision['deniedBy'];
-    if (grantedScope !== undefined && !grantedScope.has(action)) deniedBy = 'token_scope';
-    else if (agentGrants !== undefined && agentRoles.length === 0) deniedBy = 'agent_roles';
-    else if (userGrants !== undefined && userRoles.length === 0) deniedBy = 'user_roles';
-
-    return { action, allowed: deniedBy === undefined, userRoles, agentRoles, ...(deniedBy === undefined ? {} : { deniedBy }) };
-  });
+  const permissions = await readPartyPermissions(ctx, principals);
+  return actions.map((action) => intersect({ ...permissions, tokenScope: grantedScope }, resource, action));
 }

@@ -1,6 +1,6 @@
 import type { ServerContext } from '../context.ts';
 
-/** One permission a role grants: an action on a resource identifier. `*` matches any value. */
+/** One permission a role grants: an action on a resource identifier, with the wildcards of `rolesGranting`. */
 export interface Permission {
   role: string;
   resource: string;
@@ -33,8 +33,18 @@ export async function clientPermissions(ctx: Ctx, clientId: string): Promise<Per
     .execute();
 }
 
-/** Returns the roles among `permissions` that grant `action` on `resource`. */
-export function rolesGranting(permissions: Permission[], resource: string, action: string): string[] {
-  const roles = permissions.filter((p) => (p.resource === '*' || p.resource === resource) && (p.action === '*' || p.action === action)).map((p) => p.role);
+/**
+ * Returns the roles among `permissions` that grant `action` on `resource`. A permission's
+ * resource is `*` (any resource) or one exact identifier. Its action is `*` (any action), one
+ * exact name, or a prefix ending in `*`: `issues.*` grants `issues.read` and `issues.write`.
+ * Action names cannot contain `*`, so a pattern never matches a name by accident.
+ */
+export function rolesGranting(permissions: readonly Permission[], resource: string, action: string): string[] {
+  const roles = permissions.filter((p) => (p.resource === '*' || p.resource === resource) && actionMatches(p.action, action)).map((p) => p.role);
   return [...new Set(roles)].sort();
+}
+
+function actionMatches(pattern: string, action: string): boolean {
+  if (pattern === action) return true;
+  return pattern.endsWith('*') && action.startsWith(pattern.slice(0, -1));
 }

@@ -2,6 +2,7 @@ import type { ServerContext } from '../context.ts';
 import { newId, nowSeconds } from '../store/ids.ts';
 import type { ResourceActionTable, ResourceTable } from '../store/schema.ts';
 import type { ResourceWithActions } from './registry.ts';
+import { serializeArgumentDeclarations, type ArgumentDeclarations } from '../policy/arguments.ts';
 
 export interface NewResourceAction {
   name: string;
@@ -9,6 +10,8 @@ export interface NewResourceAction {
   method: string;
   pathPrefix: string;
   requiresApproval: boolean;
+  /** Arguments that policies may read, by name, or empty for none. */
+  arguments?: ArgumentDeclarations;
 }
 
 /** A validated resource; the caller has applied defaults and checked the token lifetime limit. */
@@ -46,6 +49,7 @@ export async function createResource(ctx: Ctx, input: NewResource): Promise<Reso
     method: action.method,
     path_prefix: action.pathPrefix,
     requires_approval: action.requiresApproval ? 1 : 0,
+    arguments: serializeArgumentDeclarations(action.arguments),
   }));
   if (actions.length > 0) await ctx.db.insertInto('resource_actions').values(actions).execute();
   return { ...resource, actions };

@@ -1,4 +1,5 @@
 import type { ServerContext } from '../context.ts';
+import type { DelegationTable } from '../store/schema.ts';
 
 /** A delegation with the names a person or an administrator recognizes it by. */
 export interface DelegationView {
@@ -11,7 +12,7 @@ export interface DelegationView {
   resource_identifier: string;
   resource_display_name: string;
   scope: string;
-  source: 'consent' | 'token_exchange';
+  source: DelegationTable['source'];
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;

@@ -11,6 +11,11 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0004_dpop_proofs': { up: (db) => addDpop(db) },
     '0005_revoked_access_tokens': { up: (db) => createRevocationAndParTables(db) },
     '0006_delegation_parent': { up: (db) => db.schema.alterTable('delegations').addColumn('parent_delegation_id', 'text').execute() },
+    '0007_client_registration': { up: (db) => addClientRegistration(db) },
+    // OpenID Connect RP-Initiated Logout 1.0 §3.1: a JSON array of exact post-logout redirect URIs.
+    '0008_post_logout_redirect_uris': { up: (db) => db.schema.alterTable('clients').addColumn('post_logout_redirect_uris', 'text').execute() },
+    '0009_policies': { up: (db) => addPolicies(db) },
+    '0010_ciba': { up: (db) => addCiba(db) },
   };
 }
 
@@ -306,4 +311,75 @@ async function createRevocationAndParTables(db: Kysely<unknown>): Promise<void> 
     .addColumn('used_at', 'bigint')
     .execute();
   await db.schema.createIndex('pushed_authorization_requests_expires_at').on('pushed_authorization_requests').column('expires_at').execute();
+}
+
+/**
+ * Clients that registered themselves: by RFC 7591 dynamic registration or by a client ID metadata
+ * document, with the grant types they registered and the time their fetched metadata goes stale. The policy table holds what the
+ * administrator allows; a tenant without a row allows neither.
+ */
+async function addClientRegistration(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('clients').addColumn('registration', 'text').execute();
+  await db.schema.alterTable('clients').addColumn('metadata_expires_at', 'bigint').execute();
+  await db.schema.alterTable('clients').addColumn('grant_types', 'text').execute();
+  await db.schema
+    .createTable('registration_policies')
+    .addColumn('tenant_id', 'text', (c) => c.primaryKey())
+    .addColumn('dynamic_registration', 'integer', (c) => c.notNull())
+    .addColumn('metadata_documents', 'integer', (c) => c.notNull())
+    .addColumn('metadata_document_hosts', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .execute();
+}
+
+/**
+ * Typed arguments of resource actions (a JSON object of name → Cedar type) and the tenant's Cedar
+ * policy, one row per saved version: the highest version is in force, and no row means none.
+ */
+async function addPolicies(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('resource_actions').addColumn('arguments', 'text').execute();
+  await db.schema
+    .createTable('policies')
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('version', 'integer', (c) => c.notNull())
+    .addColumn('source', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('created_by', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('policies_pk', ['tenant_id', 'version'])
+    .execute();
+}
+
+/**
+ * OpenID CIBA Core 1.0: each agent's token delivery mode and ping notification endpoint (§4),
+ * and the backchannel authentication requests waiting for, or carrying, a person's decision.
+ */
+async function addCiba(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('clients').addColumn('backchannel_token_delivery_mode', 'text').execute();
+  await db.schema.alterTable('clients').addColumn('backchannel_client_notification_endpoint', 'text').execute();
+  await db.schema
+    .createTable('ciba_requests')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('auth_req_id_hash', 'text', (c) => c.notNull().unique())
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('resource_id', 'text', (c) => c.notNull())
+    .addColumn('scope', 'text', (c) => c.notNull())
+    .addColumn('authorization_details', 'text')
+    .addColumn('binding_message', 'text')
+    .addColumn('delivery_mode', 'text', (c) => c.notNull())
+    .addColumn('ping_secrets', 'text')
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .addColumn('interval_seconds', 'integer', (c) => c.notNull())
+    .addColumn('polled_at_ms', 'bigint')
+    .addColumn('decided_at', 'bigint')
+    .addColumn('auth_time', 'bigint')
+    .addColumn('delegation_id', 'text')
+    .addColumn('issued_at', 'bigint')
+    .addColumn('approval_used_at', 'bigint')
+    .execute();
+  await db.schema.createIndex('ciba_requests_user_status').on('ciba_requests').columns(['tenant_id', 'user_id', 'status']).execute();
+  await db.schema.createIndex('ciba_requests_delegation').on('ciba_requests').column('delegation_id').execute();
 }

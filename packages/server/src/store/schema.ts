@@ -25,6 +25,9 @@ export interface Database {
   dpop_proofs: DpopProofTable;
   revoked_access_tokens: RevokedAccessTokenTable;
   pushed_authorization_requests: PushedAuthorizationRequestTable;
+  registration_policies: RegistrationPolicyTable;
+  policies: PolicyTable;
+  ciba_requests: CibaRequestTable;
 }
 
 export interface TenantTable {
@@ -71,16 +74,18 @@ export interface ClientRoleTable {
 
 /**
  * OAuth clients. `kind` is `agent` (a non-human principal with roles), `application` (an app that
- * signs people in) or `admin` (a client allowed the admin scope).
+ * signs people in), `admin` (a client allowed the admin scope) or `registered` (a client that
+ * registered itself and may do nothing until an administrator makes it an agent).
  */
 export interface ClientTable {
   client_id: string;
   tenant_id: string;
-  kind: 'agent' | 'application' | 'admin';
+  kind: 'agent' | 'application' | 'admin' | 'registered';
   name: string;
   owner_user_id: string | null;
-  token_endpoint_auth_method: 'client_secret_basic' | 'private_key_jwt';
-  /** Hex SHA-256 digest of the client secret; null for private_key_jwt clients. */
+  /** `none` marks a public client (RFC 6749 §2.1), which only self-registered clients can be. */
+  token_endpoint_auth_method: 'client_secret_basic' | 'private_key_jwt' | 'none';
+  /** Hex SHA-256 digest of the client secret; null for private_key_jwt and public clients. */
   secret_digest: string | null;
   /** JSON text of the client's public JWK Set; null for secret clients. */
   jwks: string | null;
@@ -90,6 +95,18 @@ export interface ClientTable {
   created_at: number;
   /** 1 when the token endpoint rejects this client's requests without a DPoP proof (RFC 9449 §5); null or 0 otherwise. */
   require_dpop?: number | null;
+  /** How a self-registered client came: `dynamic` (RFC 7591) or `metadata_document` (its client_id is the document URL); null for clients an administrator created. */
+  registration?: 'dynamic' | 'metadata_document' | null;
+  /** Unix time after which a metadata document client's stored metadata must be fetched again. */
+  metadata_expires_at?: number | null;
+  /** JSON array of the grant types a self-registered client registered (RFC 7591 §2); null allows every grant of its kind. */
+  grant_types?: string | null;
+  /** JSON array of the exact URIs the logout endpoint may send the browser to (RP-Initiated Logout 1.0 §3.1); null when none are registered. */
+  post_logout_redirect_uris?: string | null;
+  /** CIBA Core 1.0 §4: how the agent learns that a backchannel request was decided; null means `poll`. */
+  backchannel_token_delivery_mode?: 'poll' | 'ping' | null;
+  /** CIBA Core 1.0 §4: the URL Mandate POSTs `{auth_req_id}` to in ping mode; null in poll mode. */
+  backchannel_client_notification_endpoint?: string | null;
 }
 
 export interface ResourceTable {
@@ -118,6 +135,8 @@ export interface ResourceActionTable {
   /** Path prefix under the upstream base URL, starting with `/`. */
   path_prefix: string;
   requires_approval: number;
+  /** JSON object of the typed arguments the action declares for policies (name → `String`, `Long` or `Boolean`), or null for none. */
+  arguments?: string | null;
 }
 
 export interface DelegationTable {
@@ -128,7 +147,7 @@ export interface DelegationTable {
   resource_id: string;
   /** Space-separated scopes the person consented to. */
   scope: string;
-  source: 'consent' | 'token_exchange';
+  source: 'consent' | 'token_exchange' | 'ciba';
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
@@ -193,11 +212,11 @@ export interface ApprovalTable {
   action: string;
   method: string;
   path: string;
-  /** Hex SHA-256 of the request body. */
+  /** Hex SHA-256 of the arguments: the RFC 8785 canonical form of a JSON body, or the bytes of any other body. */
   body_hash: string;
   /** JWE of the start of the request body and its content type, shown on the approval page. */
   body_preview: string | null;
-  /** Hex SHA-256 of the canonical binding (person, agent, resource, action, method, path, body hash). */
+  /** Hex SHA-256 of the canonical binding (person, agent, resource, audience, action, method, path, arguments). */
   binding_hash: string;
   status: 'pending' | 'approved' | 'denied' | 'used';
   created_at: number;
@@ -283,4 +302,71 @@ export interface PushedAuthorizationRequestTable {
   parameters: string;
   expires_at: number;
   used_at: number | null;
+}
+
+/** What the administrator allows clients to do by themselves; booleans are 0 or 1. */
+export interface RegistrationPolicyTable {
+  tenant_id: string;
+  /** RFC 7591 registration at /register. */
+  dynamic_registration: number;
+  /** client_id URLs resolved by fetching their client ID metadata document. */
+  metadata_documents: number;
+  /** JSON array of the host names metadata documents may come from; empty allows any public host. */
+  metadata_document_hosts: string;
+  updated_at: number;
+}
+
+/** One saved version of a tenant's Cedar policy. The highest version is in force. */
+export interface PolicyTable {
+  tenant_id: string;
+  /** 1 for the first saved policy. A tenant without rows is at version 0, with no policy. */
+  version: number;
+  /** Cedar policy text as the administrator saved it. */
+  source: string;
+  created_at: number;
+  /** Audit actor that saved it (an admin client id or `cli:<account>`). */
+  created_by: string;
+}
+
+/**
+ * A CIBA backchannel authentication request (CIBA Core 1.0 §7): an agent requests, ahead of
+ * time, a person's approval of one action or a set of scopes. `status` moves from `pending` to
+ * `approved` or `denied`, and from `approved` to `issued` when the agent redeems `auth_req_id`.
+ */
+export interface CibaRequestTable {
+  /** Public id of the request, used in the person's page URL and in audit entries; not the `auth_req_id`. */
+  id: string;
+  tenant_id: string;
+  /** Hex SHA-256 of the `auth_req_id`; only the agent has the `auth_req_id` itself. */
+  auth_req_id_hash: string;
+  client_id: string;
+  user_id: string;
+  /** The resource every requested action belongs to; the issued token's audience. */
+  resource_id: string;
+  /** Space-separated scope as granted at request time: OpenID Connect scopes and resource actions. */
+  scope: string;
+  /** RFC 8785 canonical JSON of the RFC 9396 `authorization_details` array; null when none were requested. */
+  authorization_details: string | null;
+  binding_message: string | null;
+  delivery_mode: 'poll' | 'ping';
+  /**
+   * Ping mode: JWE of the `auth_req_id` and `client_notification_token` that the notification
+   * carries (CIBA §10.2), sealed under the master key. It is null in poll mode and once delivered.
+   */
+  ping_secrets: string | null;
+  status: 'pending' | 'approved' | 'denied' | 'issued';
+  created_at: number;
+  expires_at: number;
+  /** Minimum seconds between two token requests; `slow_down` adds 5. */
+  interval_seconds: number;
+  /** Unix time in milliseconds of the last token request, for `slow_down`; null before the first. */
+  polled_at_ms: number | null;
+  decided_at: number | null;
+  /** Sign-in time of the person's session when they approved: the ID token's `auth_time`. */
+  auth_time: number | null;
+  /** The delegation recorded when the person approved; the issued access token names it. */
+  delegation_id: string | null;
+  issued_at: number | null;
+  /** When the gateway counted this approval for a call that needs the person's approval; it counts once. */
+  approval_used_at: number | null;
 }

@@ -71,7 +71,7 @@ describe('admin API rejects hostile requests with RFC 9457 problems', () => {
           { name: 'unknown id', path: withParams(operation.path, 'unknown-id'), body: operation.body === undefined ? undefined : validBody(operation.operationId), expected: problem(404, 'urn:mandate:problem:not-found') },
           { name: 'NUL in path', path: withParams(operation.path, 'x%00'), body, expected: problem(400, 'urn:mandate:problem:bad-request') },
           { name: 'bad encoding in path', path: withParams(operation.path, '%zz'), body, expected: problem(400, 'urn:mandate:problem:bad-request') },
-          { name: '300-character id', path: withParams(operation.path, 'i'.repeat(300)), body, expected: problem(414, 'urn:mandate:problem:bad-request') },
+          { name: '3000-character id', path: withParams(operation.path, 'i'.repeat(3000)), body, expected: problem(414, 'urn:mandate:problem:bad-request') },
         );
       }
       if (operation.body !== undefined) {
@@ -149,6 +149,8 @@ function validBody(operationId: string): string {
       return JSON.stringify({ role: 'reader' });
     case 'setCredential':
       return JSON.stringify({ credential: 'secret-value' });
+    case 'makeRegisteredClientAgent':
+      return JSON.stringify({ name: 'Adopted agent' });
     default:
       return '{}';
   }

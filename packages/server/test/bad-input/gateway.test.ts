@@ -67,7 +67,7 @@ describe('gateway rejects hostile requests', () => {
       { name: 'resource unknown', path: '/gateway/unknown/items', status: 404, error: 'invalid_request' },
       { name: 'resource with NUL', path: '/gateway/files%00/items', ...malformed },
       { name: 'resource bad encoding', path: '/gateway/%zz/items', ...malformed },
-      { name: 'resource 300 characters', path: `/gateway/${'r'.repeat(300)}/items`, status: 414, error: 'invalid_request' },
+      { name: 'resource 3000 characters', path: `/gateway/${'r'.repeat(3000)}/items`, status: 414, error: 'invalid_request' },
       { name: 'resource without path', path: `/gateway/${world.resourceName}`, status: 404, error: 'invalid_request' },
 
       // The path after the resource (dot segments, encoded separators, control characters)

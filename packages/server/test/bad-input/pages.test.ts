@@ -75,10 +75,13 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
       { name: 'login invalid UTF-8', method: 'POST', path: '/login', body: withCsrf('username=%C3%28%FF&password=%E0%A4'), ...html(401) },
       { name: 'login form over 64 KiB', method: 'POST', path: '/login', body: withCsrf(`pad=${'x'.repeat(70_000)}`), status: 413, error: 'invalid_request' },
 
-      // POST /logout
-      { name: 'logout CSRF token missing', method: 'POST', path: '/logout', body: '', ...csrfRejected },
-      { name: 'logout CSRF token wrong', method: 'POST', path: '/logout', body: '_csrf=forged', ...csrfRejected },
-      { name: 'logout by GET', method: 'GET', path: '/logout', status: 404, error: 'invalid_request' },
+      // Logout: /logout only shows the confirmation form; /logout/confirm signs out and needs the CSRF token.
+      { name: 'logout request asks to confirm', method: 'POST', path: '/logout', body: '', ...html(200) },
+      { name: 'logout client_id repeated', method: 'GET', path: '/logout?client_id=a&client_id=b', ...html(400) },
+      { name: 'logout confirm CSRF token missing', method: 'POST', path: '/logout/confirm', body: '', ...csrfRejected },
+      { name: 'logout confirm CSRF token wrong', method: 'POST', path: '/logout/confirm', body: '_csrf=forged', ...csrfRejected },
+      { name: 'logout confirm by GET', method: 'GET', path: '/logout/confirm', status: 404, error: 'invalid_request' },
+      { name: 'logout by HEAD', method: 'HEAD', path: '/logout', status: 404 },
 
       // My delegations
       { name: 'delegations signed out', method: 'GET', path: '/account/delegations', cookie: '', status: 303, location: /^\/login\?return_to=%2Faccount%2Fdelegations$/ },
@@ -92,7 +95,7 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
       { name: 'revoke unknown id', method: 'POST', path: '/account/delegations/dlg_unknown/revoke', body: withCsrf(), status: 303, location: /notice=not-found$/ },
       { name: 'revoke id with NUL', method: 'POST', path: '/account/delegations/dlg%00/revoke', body: withCsrf(), status: 400, error: 'invalid_request' },
       { name: 'revoke id bad encoding', method: 'POST', path: '/account/delegations/%zz/revoke', body: withCsrf(), status: 400, error: 'invalid_request' },
-      { name: 'revoke id 300 characters', method: 'POST', path: `/account/delegations/${'d'.repeat(300)}/revoke`, body: withCsrf(), status: 414, error: 'invalid_request' },
+      { name: 'revoke id 3000 characters', method: 'POST', path: `/account/delegations/${'d'.repeat(3000)}/revoke`, body: withCsrf(), status: 414, error: 'invalid_request' },
       { name: 'revoke signed out', method: 'POST', path: `/account/delegations/${bobDelegation}/revoke`, cookie: csrfOnly(), body: withCsrf(), status: 303, location: /^\/login\?/ },
       { name: 'revoke by GET', method: 'GET', path: `/account/delegations/${bobDelegation}/revoke`, status: 404, error: 'invalid_request' },
 
@@ -103,7 +106,7 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
       { name: 'approval id not an approval id', method: 'GET', path: '/approvals/..%2F..%2Fadmin', ...html(404) },
       { name: 'approval id with NUL', method: 'GET', path: '/approvals/apr_%00', status: 400, error: 'invalid_request' },
       { name: 'approval id bad encoding', method: 'GET', path: '/approvals/%zz', status: 400, error: 'invalid_request' },
-      { name: 'approval id 300 characters', method: 'GET', path: `/approvals/apr_${'a'.repeat(300)}`, status: 414, error: 'invalid_request' },
+      { name: 'approval id 3000 characters', method: 'GET', path: `/approvals/apr_${'a'.repeat(3000)}`, status: 414, error: 'invalid_request' },
       { name: 'approve CSRF token missing', method: 'POST', path: `/approvals/${bobApproval}/approve`, body: '', ...csrfRejected },
       { name: 'deny CSRF token wrong', method: 'POST', path: `/approvals/${bobApproval}/deny`, body: '_csrf=forged', ...csrfRejected },
       { name: 'approve another person\'s approval', method: 'POST', path: `/approvals/${bobApproval}/approve`, body: withCsrf(), ...html(404) },

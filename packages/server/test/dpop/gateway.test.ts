@@ -172,6 +172,12 @@ describe('DPoP nonces (RFC 9449 §8, §9)', () => {
 
     const allowed = await callGateway(server, world, '/items/1', `DPoP ${token}`, await createProof(key, { htm: 'GET', htu: itemsUrl, accessToken: token, nonce: gatewayNonce }));
     assert.equal(allowed.status, 200);
+
+    // RFC 9449 §9: the successful response already carries the next nonce, which works at once.
+    const nextNonce = allowed.headers.get('dpop-nonce');
+    assert.ok(nextNonce !== null);
+    const again = await callGateway(server, world, '/items/1', `DPoP ${token}`, await createProof(key, { htm: 'GET', htu: itemsUrl, accessToken: token, nonce: nextNonce }));
+    assert.equal(again.status, 200);
   });
 
   test('tampered nonce is refused', async () => {

@@ -6,6 +6,7 @@ import type { Browser } from 'playwright-core';
 import { startTestServer, type TestServer } from '../harness.ts';
 import { PASSWORD, seedWorld } from '../fixtures.ts';
 import { launchBrowser, signIn, startCallbackServer, type CallbackServer } from '../browser.ts';
+import { postForm } from './code-flow.ts';
 
 describe('authorization code flow with PKCE, driven by openid-client and Chromium', () => {
   let server: TestServer;
@@ -103,6 +104,40 @@ describe('authorization code flow with PKCE, driven by openid-client and Chromiu
   test('wrong PKCE verifier is invalid_grant', async () => {
     const { returned, state } = await authorize('alice', 'mail.read');
     await assert.rejects(client.authorizationCodeGrant(config, returned, { pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedState: state }), (error: client.ResponseBodyError) => error.error === 'invalid_grant');
+  });
+
+  /** Redeems the code of `returned` at the real token endpoint as the agent, with the given verifier and redirect URI. */
+  async function redeem(returned: URL, verifier: string, redirectUri = callback.url) {
+    const form = { grant_type: 'authorization_code', code: returned.searchParams.get('code') ?? '', code_verifier: verifier, redirect_uri: redirectUri };
+    return postForm(`${server.issuer}/token`, form, { clientId: world.agent.client.client_id, secret: world.agent.clientSecret ?? '' });
+  }
+
+  test('failed redemption keeps the code', async () => {
+    const { returned, verifier } = await authorize('alice', 'mail.read');
+
+    // RFC 7636 §4.6 and RFC 6749 §4.1.3: failed checks are invalid_grant and leave the code unspent.
+    const wrongVerifier = await redeem(returned, client.randomPKCECodeVerifier());
+    assert.equal(wrongVerifier.status, 400);
+    assert.deepEqual(wrongVerifier.json, { error: 'invalid_grant', error_description: 'The code_verifier does not match the code_challenge (PKCE).' });
+    const wrongRedirect = await redeem(returned, verifier, `${callback.url}/other`);
+    assert.equal(wrongRedirect.status, 400);
+    assert.deepEqual(wrongRedirect.json, { error: 'invalid_grant', error_description: 'redirect_uri does not match the authorization request.' });
+
+    const redeemed = await redeem(returned, verifier);
+    assert.equal(redeemed.status, 200, redeemed.text);
+    assert.equal(await revokedReason(decodeJwt(String(redeemed.json?.access_token)).delegation_id), null);
+  });
+
+  test('concurrent redemptions spend the code once', async () => {
+    const { returned, verifier } = await authorize('alice', 'mail.read');
+    const results = await Promise.all([redeem(returned, verifier), redeem(returned, verifier)]);
+    assert.deepEqual(results.map((result) => result.status).sort(), [200, 400]);
+    const rejected = results.find((result) => result.status === 400);
+    assert.equal(rejected?.json?.error, 'invalid_grant');
+
+    // RFC 6749 §4.1.2: the losing request is a replay, so the winner's grant is revoked.
+    const winner = results.find((result) => result.status === 200);
+    assert.equal(await revokedReason(decodeJwt(String(winner?.json?.access_token)).delegation_id), 'authorization_code_replayed');
   });
 
   test('denied consent returns access_denied with iss', async () => {

@@ -6,6 +6,7 @@ import type { Browser } from 'playwright-core';
 import { createClient, disableClient } from '../../src/agents/clients.ts';
 import { createUser, disableUser } from '../../src/identity/users.ts';
 import { issueAccessToken } from '../../src/oauth/access-token.ts';
+import { createDelegation } from '../../src/oauth/delegation.ts';
 import { revokeDelegation } from '../../src/revocation/revoke.ts';
 import { startTestServer, type TestServer } from '../harness.ts';
 import { PASSWORD, seedWorld } from '../fixtures.ts';
@@ -18,7 +19,10 @@ describe('token introspection (RFC 7662) at /introspect', () => {
   let callback: CallbackServer;
   let world: Awaited<ReturnType<typeof seedWorld>>;
   let flow: CodeFlow;
-  /** A resource server, registered as an application client, that introspects the tokens it receives. */
+  /**
+   * A resource server that introspects the tokens it receives. It is an admin client, because
+   * agents and applications may introspect only their own tokens.
+   */
   let resourceServer: client.Configuration;
   let resourceServerCredentials: { clientId: string; secret: string };
   let agent: { clientId: string; secret: string };
@@ -33,7 +37,7 @@ describe('token introspection (RFC 7662) at /introspect', () => {
     const config = await client.discovery(new URL(server.issuer), agent.clientId, {}, client.ClientSecretBasic(agent.secret), options);
     flow = { browser, callback, config, resource: world.resource.identifier };
 
-    const registered = await createClient(server.ctx, { kind: 'application', name: 'Mail API' });
+    const registered = await createClient(server.ctx, { kind: 'admin', name: 'Mail API' });
     resourceServerCredentials = { clientId: registered.client.client_id, secret: registered.clientSecret ?? '' };
     resourceServer = await client.discovery(new URL(server.issuer), registered.client.client_id, {}, client.ClientSecretBasic(registered.clientSecret ?? ''), options);
   });
@@ -161,11 +165,62 @@ describe('token introspection (RFC 7662) at /introspect', () => {
   test('private_key_jwt client can introspect', async () => {
     const { publicKey, privateKey } = await generateKeyPair('EdDSA');
     const jwk = { ...(await exportJWK(publicKey)), kid: 'rs-key-1', alg: 'EdDSA', use: 'sig' };
-    const registered = await createClient(server.ctx, { kind: 'application', name: 'Calendar API', jwks: { keys: [jwk] } });
+    const registered = await createClient(server.ctx, { kind: 'admin', name: 'Calendar API', jwks: { keys: [jwk] } });
     const config = await client.discovery(new URL(server.issuer), registered.client.client_id, {}, client.PrivateKeyJwt({ key: privateKey, kid: 'rs-key-1' }), { execute: [client.allowInsecureRequests] });
 
     const token = await clientCredentialsToken(agent);
     assert.equal((await client.tokenIntrospection(config, token)).active, true);
+  });
+
+  test('agent introspects only its own tokens', async () => {
+    const own = await clientCredentialsToken(agent);
+    const delegated = (await authorizationCodeTokens(flow, 'alice', 'mail.read')).access_token;
+    const otherAgent = await createClient(server.ctx, { kind: 'agent', name: 'Other mail agent' });
+    await server.ctx.db.insertInto('client_roles').values({ client_id: otherAgent.client.client_id, role_id: world.roles.reader }).execute();
+    const other = { clientId: otherAgent.client.client_id, secret: otherAgent.clientSecret ?? '' };
+    const othersToken = await clientCredentialsToken(other);
+
+    // Issued to the caller (client_id): active.
+    assert.equal((await rawIntrospection(own, agent)).json?.active, true);
+    assert.equal((await rawIntrospection(delegated, agent)).json?.active, true);
+    assert.equal((await rawIntrospection(othersToken, other)).json?.active, true);
+
+    // RFC 7662 §2.2, §4: another client's token is inactive for the caller, an application as well.
+    await assertInactive(othersToken, agent);
+    await assertInactive(own, other);
+    await assertInactive(delegated, other);
+    await assertInactive(own, { clientId: world.app.client.client_id, secret: world.app.clientSecret ?? '' });
+  });
+
+  test('earlier actor may introspect the chain', async () => {
+    // A sub-agent's token after the agent handed it on (RFC 8693 §4.1): act {sub: sub-agent, act: {sub: agent}}.
+    const subAgent = await createClient(server.ctx, { kind: 'agent', name: 'Mail sub-agent' });
+    const sub = { clientId: subAgent.client.client_id, secret: subAgent.clientSecret ?? '' };
+    const parent = await createDelegation(server.ctx, { userId: world.alice.id, clientId: agent.clientId, resourceId: world.resource.id, scope: ['mail.read'], source: 'consent' });
+    const handed = await createDelegation(server.ctx, { userId: world.alice.id, clientId: sub.clientId, resourceId: world.resource.id, scope: ['mail.read'], source: 'token_exchange', parentDelegationId: parent.id });
+    const issued = await issueAccessToken(server.ctx, { subject: world.alice.id, clientId: sub.clientId, actorChain: [sub.clientId, agent.clientId], audience: world.resource.identifier, scope: ['mail.read'], lifetimeSeconds: 300, delegationId: handed.id });
+
+    const bySub = await rawIntrospection(issued.token, sub);
+    assert.equal(bySub.json?.active, true);
+    const byParent = await rawIntrospection(issued.token, agent);
+    assert.equal(byParent.json?.active, true);
+    assert.deepEqual(byParent.json?.act, { sub: sub.clientId, act: { sub: agent.clientId } });
+
+    const stranger = await createClient(server.ctx, { kind: 'agent', name: 'Unrelated agent' });
+    await assertInactive(issued.token, { clientId: stranger.client.client_id, secret: stranger.clientSecret ?? '' });
+  });
+
+  test('self-registered client is invalid_client', async () => {
+    const registered = await createClient(server.ctx, { kind: 'registered', name: 'Self-registered API', redirectUris: ['https://registered.example.test/cb'], registration: { origin: 'dynamic' } });
+    const credentials = { clientId: registered.client.client_id, secret: registered.clientSecret ?? '' };
+    const tokens = await authorizationCodeTokens(flow, 'alice', 'mail.read');
+
+    for (const token of [tokens.access_token, tokens.refresh_token ?? '', 'garbage']) {
+      const response = await rawIntrospection(token, credentials);
+      assert.equal(response.status, 401);
+      assert.deepEqual(response.json, { error: 'invalid_client', error_description: 'This client registered itself and an administrator has not yet made it an agent, so it may not introspect tokens.' });
+      assert.match(response.headers.get('www-authenticate') ?? '', /^Basic realm="mandate"/);
+    }
   });
 
   test('bad requests get their error', async () => {

@@ -101,7 +101,8 @@ describe('token exchange needs the person delegation (RFC 8693 §2.2.2, §4.4)',
     const result = await exchange(server, world.assistant, await personToken(server, world), [['actor_token', await agentToken(server, world, world.helper)], ['actor_token_type', TYPE.access_token]]);
     assert.equal(result.status, 400);
     assert.equal(result.body.error, 'invalid_request');
-    assert.match(String(result.body.error_description), /calling agent's own access token/);
+    // RFC 8693 §2.1: another agent's token names a sub-agent, but a person's own token has no holder to hand it on.
+    assert.equal(result.body.error_description, `The actor_token names the agent ${world.helper.clientId}, but the subject_token has no actor that could hand it on. Send the calling agent's own access token as actor_token, or none.`);
   });
 
   test('subject of a disabled person rejected', async () => {

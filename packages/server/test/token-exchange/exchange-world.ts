@@ -80,7 +80,7 @@ export async function consent(server: TestServer, world: ExchangeWorld, agent: A
 }
 
 /** Alice's own access token as her portal holds it (no actor). */
-export async function personToken(server: TestServer, world: ExchangeWorld, options: { scope?: string; lifetimeSeconds?: number; mayAct?: string; audience?: string } = {}): Promise<string> {
+export async function personToken(server: TestServer, world: ExchangeWorld, options: { scope?: string; lifetimeSeconds?: number; mayAct?: string; audience?: string; dpopJkt?: string } = {}): Promise<string> {
   const issued = await issueAccessToken(server.ctx, {
     subject: world.alice.id,
     clientId: world.portal.clientId,
@@ -88,6 +88,7 @@ export async function personToken(server: TestServer, world: ExchangeWorld, opti
     scope: (options.scope ?? 'notes.read notes.write notes.delete').split(' '),
     lifetimeSeconds: options.lifetimeSeconds ?? 600,
     mayAct: options.mayAct,
+    dpopJkt: options.dpopJkt,
   });
   return issued.token;
 }
@@ -97,28 +98,31 @@ export async function idToken(server: TestServer, world: ExchangeWorld, clientId
   return issueIdToken(server.ctx, { user: world.alice, clientId, nonce: null, authTime: nowSeconds() });
 }
 
-/** A refresh token of `agent` under a delegation of alice, as the authorization code grant issues it. */
-export async function refreshToken(server: TestServer, world: ExchangeWorld, agent: Agent, delegationId: string, scope: string): Promise<string> {
-  return issueRefreshToken(server.ctx, { clientId: agent.clientId, userId: world.alice.id, delegationId, resourceId: world.notes.id, scope: scope.split(' ') });
+/**
+ * Issues a refresh token of `agent` under a delegation of alice, as the authorization code
+ * grant does. It is bound to the DPoP key with thumbprint `dpopJkt` when one is given.
+ */
+export async function refreshToken(server: TestServer, world: ExchangeWorld, agent: Agent, delegationId: string, scope: string, dpopJkt?: string): Promise<string> {
+  return issueRefreshToken(server.ctx, { clientId: agent.clientId, userId: world.alice.id, delegationId, resourceId: world.notes.id, scope: scope.split(' '), dpopJkt });
 }
 
 function basic(agent: Agent): string {
   return `Basic ${Buffer.from(`${encodeURIComponent(agent.clientId)}:${encodeURIComponent(agent.secret)}`).toString('base64')}`;
 }
 
-/** Posts to the real token endpoint as `agent` and returns the status and JSON body. */
-export async function postToken(server: TestServer, agent: Agent, body: Array<[string, string]>): Promise<{ status: number; body: Record<string, unknown> }> {
+/** Posts to the real token endpoint as `agent`, with extra headers such as `dpop`, and returns the status and JSON body. */
+export async function postToken(server: TestServer, agent: Agent, body: Array<[string, string]>, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${server.issuer}/token`, {
     method: 'POST',
-    headers: { authorization: basic(agent), 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { authorization: basic(agent), 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body: new URLSearchParams(body),
   });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-/** Posts a token exchange with the subject token and the extra parameters. */
-export async function exchange(server: TestServer, agent: Agent, subjectToken: string, extra: Array<[string, string]> = [], subjectType: string = TYPE.access_token) {
-  return postToken(server, agent, [['grant_type', TOKEN_EXCHANGE], ['subject_token', subjectToken], ['subject_token_type', subjectType], ...extra]);
+/** Posts a token exchange with the subject token, the extra parameters and the extra headers. */
+export async function exchange(server: TestServer, agent: Agent, subjectToken: string, extra: Array<[string, string]> = [], subjectType: string = TYPE.access_token, headers: Record<string, string> = {}) {
+  return postToken(server, agent, [['grant_type', TOKEN_EXCHANGE], ['subject_token', subjectToken], ['subject_token_type', subjectType], ...extra], headers);
 }
 
 /** The agent's own token from client_credentials: its `sub` is the agent, and it has no `act`. */

@@ -86,15 +86,7 @@ describe('token exchange token types (RFC 8693 §2.1, §3)', () => {
     const result = await exchange(server, world.assistant, token, [], TYPE.refresh_token);
     assert.equal(result.status, 400);
     assert.equal(result.body.error, 'invalid_request');
-    assert.match(String(result.body.error_description), /not a live refresh token of this client/);
-  });
-
-  test('spent refresh_token rejected', async () => {
-    const token = await refreshToken(server, world, world.assistant, consentId, 'notes.read');
-    await server.ctx.db.updateTable('refresh_tokens').set({ used_at: Math.floor(Date.now() / 1000) }).where('client_id', '=', world.assistant.clientId).execute();
-    const result = await exchange(server, world.assistant, token, [], TYPE.refresh_token);
-    assert.equal(result.status, 400);
-    assert.equal(result.body.error, 'invalid_request');
+    assert.equal(result.body.error_description, 'The subject_token was rejected. The refresh token is invalid.');
   });
 
   test('refresh_token of a revoked grant rejected', async () => {

@@ -1,6 +1,7 @@
 import type { ServerContext } from '../../context.ts';
 import type { Client } from '../../agents/clients.ts';
 import { ADMIN_SCOPE, adminAudience } from '../../admin/admin-scope.ts';
+import { evaluationAccessToken, evaluationAudience } from '../../authzen/pep-authentication.ts';
 import { repeatedParam, singleParam, type FormBody } from '../../http/form.ts';
 import { InvalidScope, InvalidTarget, UnauthorizedClient } from '../errors.ts';
 import { resolveResource } from '../resource-indicator.ts';
@@ -10,12 +11,14 @@ import { tokenTypeFor, type DpopBinding } from '../dpop/token-request.ts';
 
 /**
  * RFC 6749 §4.4: an agent obtains a token for itself, with `sub` = its client_id and no person.
- * An admin client obtains the admin API scope this way and nothing else.
+ * An admin client obtains the admin API scope this way, and an admin client or application the
+ * scope of the AuthZEN Access Evaluation API (see authzen/pep-authentication.ts).
  */
 export async function clientCredentialsGrant(ctx: ServerContext, client: Client, form: FormBody, dpop?: DpopBinding): Promise<TokenResponse> {
   const requested = parseScope(singleParam(form, 'scope'));
   const resources = repeatedParam(form, 'resource');
 
+  if (resources.includes(evaluationAudience(ctx.config.issuer))) return evaluationAccessToken(ctx, client, resources, requested, dpop);
   if (client.kind === 'admin') return adminToken(ctx, client, resources, requested, dpop);
   if (client.kind !== 'agent') throw new UnauthorizedClient('Only agents and admin clients may use client_credentials.');
 

@@ -8,10 +8,11 @@ import { InvalidRequest, InvalidScope, InvalidTarget, UnauthorizedClient } from 
 import { resolveResource } from '../resource-indicator.ts';
 import { grantReasons, grantScope, parseScope, type GrantedScope } from '../scope.ts';
 import { issueAuditedAccessToken, type TokenResponse } from '../token-response.ts';
-import { tokenTypeFor, type DpopBinding } from '../dpop/token-request.ts';
-import { checkMayAct } from './token-exchange/actor-chain.ts';
+import type { DpopBinding } from '../dpop/token-request.ts';
+import { authorizeNewActor, type HandOffAuthorization } from './token-exchange/actor-chain.ts';
 import { verifyActorToken } from './token-exchange/actor-token.ts';
 import { findExchangeAuthority, type ExchangeAuthority } from './token-exchange/delegation-authority.ts';
+import { rotateSubjectRefreshToken } from './token-exchange/presented-refresh-token.ts';
 import { verifySubjectToken, type Subject } from './token-exchange/subject-token.ts';
 import { TOKEN_TYPES, checkRequestedTokenType, parseTokenType } from './token-exchange/token-types.ts';
 
@@ -23,9 +24,14 @@ export type TokenExchangeResponse = Omit<TokenResponse, 'scope'> & { scope?: str
 
 /**
  * RFC 8693 §2: the calling agent trades a subject token that represents a person for an access
- * token that acts for that person, with the agent as `act`. The person must have a live
- * delegation to the agent, or to the agent that hands its token on. The result is for the
- * subject token's resource only, its scope only shrinks, and it never outlives the subject token.
+ * token that acts for that person. The new actor is the calling agent, or the sub-agent that the
+ * calling agent names with an actor token when it hands its own token on. Only the subject
+ * token's current holder may hand it on, or the agent its `may_act` claim names
+ * (authorizeNewActor). The person must have a live delegation to the new actor, or to the agent
+ * that hands its token on. The result is for the subject token's resource only, its scope only
+ * shrinks, and it never outlives the subject token. A DPoP-bound subject token, or the calling
+ * agent's own bound actor token, needs a proof by its key. A refresh token as subject token is
+ * rotated: it is spent, and the response carries its successor.
  */
 export async function tokenExchangeGrant(ctx: ServerContext, client: Client, form: FormBody, dpop?: DpopBinding): Promise<TokenExchangeResponse> {
   if (client.kind !== 'agent') throw new UnauthorizedClient('Only agents may exchange tokens.');
@@ -40,48 +46,64 @@ export async function tokenExchangeGrant(ctx: ServerContext, client: Client, for
   checkRequestedTokenType(singleParam(form, 'requested_token_type'));
   const requested = parseScope(singleParam(form, 'scope'));
 
-  const subject = await verifySubjectToken(ctx, client, subjectToken, subjectType);
-  if (actorToken !== undefined && actorType !== undefined) await verifyActorToken(ctx, client, actorToken, actorType);
+  const subject = await verifySubjectToken(ctx, client, subjectToken, subjectType, dpop);
+  const named = actorToken !== undefined && actorType !== undefined ? await verifyActorToken(ctx, client, actorToken, actorType, dpop) : undefined;
+  const actorId = named?.clientId ?? client.client_id;
 
   const resource = await resolveTarget(ctx, form, subject);
-  // RFC 8693 §4.4: the calling agent becomes the actor, so it is the party may_act must name.
-  checkMayAct(subject.mayAct, client.client_id, ctx.config.issuer);
+  const handOffBy = authorizeNewActor({ actorChain: subject.actorChain, mayAct: subject.mayAct, requester: client.client_id, newActor: actorId, issuer: ctx.config.issuer });
   if (subject.scope !== undefined && requested?.some((scope) => !subject.scope?.has(scope)) === true) {
     throw new InvalidScope('The requested scope exceeds the subject token\'s scope, and token exchange can only narrow it.');
   }
 
-  const authority = await findExchangeAuthority(ctx, client, subject, resource, requested);
+  const authority = await findExchangeAuthority(ctx, actorId, subject, resource, requested);
   if (requested?.some((scope) => !authority.bound.has(scope)) === true) throw new InvalidScope('The requested scope exceeds what the person delegated to this agent.');
-  const granted = await grantScope(ctx, { userId: subject.userId, agentId: client.client_id }, resource, requested ?? [...authority.bound], authority.bound);
+  const granted = await grantScope(ctx, { userId: subject.userId, agentId: actorId }, resource, requested ?? [...authority.bound], authority.bound);
 
   const remaining = subject.expiresAt - nowSeconds();
   if (remaining <= 0) throw new InvalidRequest('The subject_token has expired.');
-  const delegation = authority.handOff ? await recordHandOff(ctx, client, subject, resource, authority, granted) : authority.delegation;
+  // Spent only now that every check has passed, so a rejected request leaves the refresh token usable.
+  const refreshToken = subject.refreshToken === undefined ? undefined : await rotateSubjectRefreshToken(ctx, subject.refreshToken, dpop);
+  const handOff = { requester: client.client_id, authorizedBy: handOffBy };
+  const delegation = authority.handOff ? await recordHandOff(ctx, actorId, subject, resource, authority, granted, handOff) : authority.delegation;
 
+  // A token for a sub-agent that the caller named belongs to the sub-agent. It is bound to the
+  // sub-agent's DPoP key when the actor token is (RFC 9449 §6.1). Otherwise it is a bearer
+  // token, like the actor token that the caller already has.
+  const boundJkt = actorId === client.client_id ? dpop?.jkt : named?.boundJkt;
   const { token, expiresIn } = await issueAuditedAccessToken(ctx, {
     grantType: TOKEN_EXCHANGE_GRANT,
     subject: subject.userId,
     userId: subject.userId,
-    clientId: client.client_id,
-    actor: client.client_id,
+    clientId: actorId,
+    actor: actorId,
     actorChain: authority.actorChain,
     audience: resource.identifier,
     scope: granted.scope,
     lifetimeSeconds: Math.min(resource.access_token_ttl_seconds, remaining),
     delegationId: delegation.id,
-    dpopJkt: dpop?.jkt,
+    dpopJkt: boundJkt,
     reasons: {
       ...grantReasons(granted.decisions),
       subject_token_type: TOKEN_TYPES[subject.type],
       subject_jti: subject.jti,
       actor_chain: authority.actorChain,
-      ...(authority.handOff ? { parent_delegation_id: authority.delegation.id } : {}),
+      ...(authority.handOff ? { parent_delegation_id: authority.delegation.id, authorized_by: handOffBy, requested_by: client.client_id } : {}),
     },
   });
 
   const scope = granted.scope.join(' ');
   const sameAsRequested = requested !== undefined && requested.length === granted.scope.length && requested.every((value) => granted.scope.includes(value));
-  return { access_token: token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: tokenTypeFor(dpop), expires_in: expiresIn, ...(sameAsRequested ? {} : { scope }) };
+  return {
+    access_token: token,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    // RFC 9449 §5: DPoP exactly when the issued token is bound to a key.
+    token_type: boundJkt === undefined ? 'Bearer' : 'DPoP',
+    expires_in: expiresIn,
+    ...(sameAsRequested ? {} : { scope }),
+    // RFC 8693 §2.2.1 allows a refresh token in the response; here it is the rotated subject token's successor.
+    ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
+  };
 }
 
 /**
@@ -103,22 +125,28 @@ async function resolveTarget(ctx: ServerContext, form: FormBody, subject: Subjec
   return resource;
 }
 
+/** The calling agent of a hand-off, and how the current holder authorized it. */
+interface HandOff {
+  requester: string;
+  authorizedBy: HandOffAuthorization | undefined;
+}
+
 /**
- * Records the sub-agent's own delegation when an agent hands its token on, so the gateway,
- * which checks that the token's delegation belongs to its outermost actor, accepts it. The
- * audit entry names the parent delegation.
+ * Records the sub-agent's own delegation when a token is handed on, so the gateway, which checks
+ * that the token's delegation belongs to its outermost actor, accepts it. The audit entry names
+ * the parent delegation, the calling agent and how the holder authorized the hand-off.
  */
-async function recordHandOff(ctx: ServerContext, client: Client, subject: Subject, resource: ResourceWithActions, authority: ExchangeAuthority, granted: GrantedScope): Promise<Delegation> {
+async function recordHandOff(ctx: ServerContext, actorId: string, subject: Subject, resource: ResourceWithActions, authority: ExchangeAuthority, granted: GrantedScope, handOff: HandOff): Promise<Delegation> {
   return ctx.db.transaction().execute(async (trx) => {
-    const delegation = await createDelegation({ db: trx, tenantId: ctx.tenantId }, { userId: subject.userId, clientId: client.client_id, resourceId: resource.id, scope: granted.scope, source: 'token_exchange', parentDelegationId: authority.delegation.id });
+    const delegation = await createDelegation({ db: trx, tenantId: ctx.tenantId }, { userId: subject.userId, clientId: actorId, resourceId: resource.id, scope: granted.scope, source: 'token_exchange', parentDelegationId: authority.delegation.id });
     await ctx.audit(
       {
         event: 'delegation.created',
         user: subject.userId,
-        agent: client.client_id,
+        agent: actorId,
         target: { resource: resource.identifier, delegation_id: delegation.id, scope: granted.scope.join(' ') },
         outcome: { decision: 'allowed' },
-        reason: { token_exchange: true, parent_delegation_id: authority.delegation.id, actor_chain: authority.actorChain },
+        reason: { token_exchange: true, parent_delegation_id: authority.delegation.id, actor_chain: authority.actorChain, authorized_by: handOff.authorizedBy, requested_by: handOff.requester },
       },
       trx,
     );

@@ -1,5 +1,4 @@
 import type { ServerContext } from '../../../context.ts';
-import type { Client } from '../../../agents/clients.ts';
 import type { ResourceWithActions } from '../../../resources/registry.ts';
 import { findLiveDelegation, type Delegation } from '../../delegation.ts';
 import { InvalidRequest } from '../../errors.ts';
@@ -7,7 +6,7 @@ import type { Subject } from './subject-token.ts';
 
 /** The delegation an exchange acts under, and what it allows. */
 export interface ExchangeAuthority {
-  /** Client ids for the issued `act` claim, the calling agent first (RFC 8693 §4.1). */
+  /** Client ids for the issued `act` claim, the new actor first (RFC 8693 §4.1). */
   actorChain: string[];
   /** Upper bound of the issued scope: the subject token's scope ∩ the delegation's scope. */
   bound: Set<string>;
@@ -20,35 +19,37 @@ export interface ExchangeAuthority {
 }
 
 /**
- * Finds the person's live delegation that lets the calling agent act, in one of three cases:
+ * Finds the person's live delegation that lets `actorId`, the agent that becomes the actor, act.
+ * authorizeNewActor has already checked that the current holder authorized any hand-off. There
+ * are three cases:
  *
  * 1. The subject token is the person's own (no actor): the person must have consented to this
  *    agent for this resource, and that consent delegation is reused.
- * 2. The calling agent is already the subject token's current actor: the exchange only narrows
- *    the token, under the delegation the subject token names.
- * 3. Another agent is the subject token's current actor, and it hands the token on to the calling sub-agent,
- *    whose actor is nested in front of the chain, up to `maxDelegationChainDepth` actors.
+ * 2. The new actor is already the subject token's current actor: the exchange only narrows the
+ *    token, under the delegation the subject token names.
+ * 3. Another agent is the subject token's current actor and hands the token on to the new actor,
+ *    which is nested in front of the chain, up to `maxDelegationChainDepth` actors.
  *
  * A missing or revoked delegation makes the subject token unacceptable, so every failure is
  * `invalid_request` (RFC 8693 §2.2.2).
  */
-export async function findExchangeAuthority(ctx: ServerContext, client: Client, subject: Subject, resource: ResourceWithActions, requested: string[] | undefined): Promise<ExchangeAuthority> {
+export async function findExchangeAuthority(ctx: ServerContext, actorId: string, subject: Subject, resource: ResourceWithActions, requested: string[] | undefined): Promise<ExchangeAuthority> {
   const current = subject.actorChain[0];
-  if (current === undefined) return consentAuthority(ctx, client, subject, resource, requested);
+  if (current === undefined) return consentAuthority(ctx, actorId, subject, resource, requested);
 
   const delegation = await subjectDelegation(ctx, subject, current, resource);
-  if (current === client.client_id) return { actorChain: subject.actorChain, bound: intersect(subject.scope, delegation), delegation, handOff: false };
+  if (current === actorId) return { actorChain: subject.actorChain, bound: intersect(subject.scope, delegation), delegation, handOff: false };
 
   // RFC 8693 §4.1: the new actor goes in front, and the earlier actors nest inside it.
-  if (subject.actorChain.includes(client.client_id)) throw new InvalidRequest(`The agent ${client.client_id} already appears in the subject_token's actor chain, and a chain may not loop back.`);
-  const actorChain = [client.client_id, ...subject.actorChain];
+  if (subject.actorChain.includes(actorId)) throw new InvalidRequest(`The agent ${actorId} already appears in the subject_token's actor chain, and a chain may not loop back.`);
+  const actorChain = [actorId, ...subject.actorChain];
   const maxDepth = ctx.config.maxDelegationChainDepth;
   if (actorChain.length > maxDepth) throw new InvalidRequest(`The delegation chain would have ${actorChain.length} actors, but this server allows at most ${maxDepth}.`);
 
   return { actorChain, bound: intersect(subject.scope, delegation), delegation, handOff: true };
 }
 
-async function consentAuthority(ctx: ServerContext, client: Client, subject: Subject, resource: ResourceWithActions, requested: string[] | undefined): Promise<ExchangeAuthority> {
+async function consentAuthority(ctx: ServerContext, actorId: string, subject: Subject, resource: ResourceWithActions, requested: string[] | undefined): Promise<ExchangeAuthority> {
   // A person's token issued under a grant that was revoked since is no longer acceptable.
   if (subject.delegationId !== undefined) {
     const own = await findLiveDelegation(ctx, subject.delegationId);
@@ -60,7 +61,7 @@ async function consentAuthority(ctx: ServerContext, client: Client, subject: Sub
     .selectAll()
     .where('tenant_id', '=', ctx.tenantId)
     .where('user_id', '=', subject.userId)
-    .where('client_id', '=', client.client_id)
+    .where('client_id', '=', actorId)
     .where('resource_id', '=', resource.id)
     .where('source', '=', 'consent')
     .where('revoked_at', 'is', null)
@@ -72,7 +73,7 @@ async function consentAuthority(ctx: ServerContext, client: Client, subject: Sub
     throw new InvalidRequest(`The person has not delegated to this agent for ${resource.identifier}. The person must consent at the authorization endpoint first.`);
   }
 
-  return { actorChain: [client.client_id], bound: intersect(subject.scope, delegation), delegation, handOff: false };
+  return { actorChain: [actorId], bound: intersect(subject.scope, delegation), delegation, handOff: false };
 }
 
 /** Finds the live delegation a delegated subject token names, which must belong to its person, current actor and resource. */

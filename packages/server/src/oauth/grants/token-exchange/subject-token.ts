@@ -3,10 +3,13 @@ import type { ServerContext } from '../../../context.ts';
 import type { Client } from '../../../agents/clients.ts';
 import { findUser } from '../../../identity/users.ts';
 import { findResourceById } from '../../../resources/registry.ts';
-import { nowSeconds, sha256Hex } from '../../../store/ids.ts';
+import type { RefreshTokenTable } from '../../../store/schema.ts';
 import { verifyOwnAccessToken, type AccessTokenClaims } from '../../access-token.ts';
+import type { DpopBinding } from '../../dpop/token-request.ts';
 import { InvalidRequest } from '../../errors.ts';
 import { readActorChain } from './actor-chain.ts';
+import { verifyRefreshTokenParameter } from './presented-refresh-token.ts';
+import { boundKeyThumbprint, requireProofOfPossession } from './sender-constraint.ts';
 import type { TokenType } from './token-types.ts';
 
 /** A verified subject token, reduced to the facts the exchange uses whatever its type. */
@@ -28,6 +31,8 @@ export interface Subject {
   mayAct: unknown;
   /** The `jti` of a JWT subject token, for the audit log. */
   jti: string | undefined;
+  /** The stored refresh token when the subject token is one; the exchange rotates it. */
+  refreshToken: RefreshTokenTable | undefined;
 }
 
 /**
@@ -35,27 +40,29 @@ export interface Subject {
  * it to name an active person. Every failure is `invalid_request` (RFC 8693 §2.2.2); the
  * reason goes to the log only.
  *
- * - `access_token` and `jwt`: an access token Mandate signed, with any audience.
- * - `refresh_token`: a live refresh token of the calling client. It represents its grant's
- *   person, and the calling agent is already that grant's actor.
+ * - `access_token` and `jwt`: an access token Mandate signed, with any audience. A token bound
+ *   to a DPoP key needs the request's proof to be signed by that key.
+ * - `refresh_token`: a live refresh token of the calling client, with a proof by its DPoP key
+ *   when it is bound to one. It represents its grant's person, and the calling agent is already
+ *   that grant's actor. A spent one is a reuse and revokes its family.
  * - `id_token`: an ID token Mandate signed for the calling client (its `aud`). An ID token
  *   names only the person, so it carries no scope and no resource.
  */
-export async function verifySubjectToken(ctx: ServerContext, client: Client, token: string, type: TokenType): Promise<Subject> {
-  const subject = await verifyByType(ctx, client, token, type);
+export async function verifySubjectToken(ctx: ServerContext, client: Client, token: string, type: TokenType, dpop: DpopBinding | undefined): Promise<Subject> {
+  const subject = await verifyByType(ctx, client, token, type, dpop);
 
   const user = await findUser(ctx, subject.userId);
   if (user === undefined || user.status !== 'active') throw new InvalidRequest('The subject_token does not represent an active person.');
   return subject;
 }
 
-async function verifyByType(ctx: ServerContext, client: Client, token: string, type: TokenType): Promise<Subject> {
-  if (type === 'refresh_token') return verifyRefreshToken(ctx, client, token);
+async function verifyByType(ctx: ServerContext, client: Client, token: string, type: TokenType, dpop: DpopBinding | undefined): Promise<Subject> {
+  if (type === 'refresh_token') return verifyRefreshTokenSubject(ctx, client, token, dpop);
   if (type === 'id_token') return verifyIdToken(ctx, client, token);
-  return verifyAccessTokenSubject(ctx, token);
+  return verifyAccessTokenSubject(ctx, token, dpop);
 }
 
-async function verifyAccessTokenSubject(ctx: ServerContext, token: string): Promise<Subject> {
+async function verifyAccessTokenSubject(ctx: ServerContext, token: string, dpop: DpopBinding | undefined): Promise<Subject> {
   let claims: AccessTokenClaims;
   try {
     claims = await verifyOwnAccessToken(ctx, token);
@@ -64,6 +71,9 @@ async function verifyAccessTokenSubject(ctx: ServerContext, token: string): Prom
   }
   if (claims.tenant !== ctx.tenantId) throw new InvalidRequest('The subject_token is invalid or expired.', { detail: `subject_token of tenant ${String(claims.tenant)}` });
   if (claims.delegation_id !== undefined && typeof claims.delegation_id !== 'string') throw new InvalidRequest('The subject_token has a malformed "delegation_id" claim.');
+  // The exchanged token would not carry the RFC 9396 details, and so would lose the approved arguments' binding.
+  if (claims.authorization_details !== undefined) throw new InvalidRequest('A token with authorization_details cannot be exchanged; it is valid only as the person approved it.');
+  requireProofOfPossession(boundKeyThumbprint(claims.cnf, 'subject_token'), dpop, 'subject_token');
 
   return {
     type: 'access_token',
@@ -75,23 +85,13 @@ async function verifyAccessTokenSubject(ctx: ServerContext, token: string): Prom
     delegationId: claims.delegation_id,
     mayAct: claims.may_act,
     jti: claims.jti,
+    refreshToken: undefined,
   };
 }
 
-async function verifyRefreshToken(ctx: ServerContext, client: Client, token: string): Promise<Subject> {
-  const row = await ctx.db.selectFrom('refresh_tokens').selectAll().where('tenant_id', '=', ctx.tenantId).where('token_hash', '=', sha256Hex(token)).executeTakeFirst();
-  const now = nowSeconds();
-
-  // Only the client a refresh token was issued to may present it (RFC 6749 §10.4). A spent
-  // token has been replaced by rotation, so it no longer represents a grant.
-  const problem =
-    row === undefined ? 'unknown refresh token'
-    : row.client_id !== client.client_id ? `refresh token of ${row.client_id} presented by ${client.client_id}`
-    : row.revoked_at !== null ? 'revoked refresh token'
-    : row.used_at !== null ? 'spent refresh token'
-    : row.idle_expires_at <= now ? 'idle refresh token'
-    : undefined;
-  if (row === undefined || problem !== undefined) throw new InvalidRequest('The subject_token is not a live refresh token of this client.', { detail: `subject_token rejected: ${problem ?? ''}` });
+async function verifyRefreshTokenSubject(ctx: ServerContext, client: Client, token: string, dpop: DpopBinding | undefined): Promise<Subject> {
+  // Only the client a refresh token was issued to may present it (RFC 6749 §10.4).
+  const row = await verifyRefreshTokenParameter(ctx, client.client_id, token, 'subject_token', dpop);
 
   const resource = await findResourceById(ctx, row.resource_id);
   if (resource === undefined) throw new InvalidRequest('The subject_token\'s resource no longer exists.');
@@ -106,6 +106,7 @@ async function verifyRefreshToken(ctx: ServerContext, client: Client, token: str
     delegationId: row.delegation_id,
     mayAct: undefined,
     jti: undefined,
+    refreshToken: row,
   };
 }
 
@@ -130,6 +131,7 @@ async function verifyIdToken(ctx: ServerContext, client: Client, token: string):
       delegationId: undefined,
       mayAct: payload.may_act,
       jti: undefined,
+      refreshToken: undefined,
     };
   } catch (error) {
     throw new InvalidRequest('The subject_token is not a valid ID token issued to this client.', { detail: `subject_token rejected: ${(error as Error).message}`, cause: error });

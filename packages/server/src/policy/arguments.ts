@@ -1,0 +1,120 @@
+/**
+ * Typed arguments of a resource action. An action declares which top-level fields of a call's
+ * JSON body policies may read, and the Cedar type of each. Only declared arguments reach Cedar.
+ */
+
+export const ARGUMENT_TYPES = ['String', 'Long', 'Boolean'] as const;
+export type ArgumentType = (typeof ARGUMENT_TYPES)[number];
+
+/** Argument name → Cedar type. */
+export type ArgumentDeclarations = Readonly<Record<string, ArgumentType>>;
+
+/** A value Cedar receives for a declared argument. */
+export type ArgumentValue = string | number | boolean;
+
+/** Identifiers and reserved words of the Cedar grammar (Cedar 4 language reference, "Grammar"). */
+export const ARGUMENT_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+export const CEDAR_RESERVED_WORDS = new Set(['true', 'false', 'if', 'then', 'else', 'in', 'is', 'like', 'has', '__cedar']);
+
+/** Maximum number of arguments one action may declare. */
+export const MAX_DECLARED_ARGUMENTS = 50;
+
+/**
+ * Reads the `arguments` column of a resource action. Null means none. Anything that is not an
+ * object of valid names and types throws, so a damaged row denies the call instead of letting
+ * arguments through unchecked.
+ */
+export function parseArgumentDeclarations(text: string | null | undefined): ArgumentDeclarations {
+  if (text === null || text === undefined) return {};
+
+  const value: unknown = JSON.parse(text);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('The stored argument declarations are not a JSON object.');
+
+  const declarations: Record<string, ArgumentType> = Object.create(null) as Record<string, ArgumentType>;
+  for (const [name, type] of Object.entries(value)) {
+    if (!isArgumentName(name)) throw new Error(`The stored argument name ${JSON.stringify(name)} is not a valid argument name.`);
+    if (!(ARGUMENT_TYPES as readonly unknown[]).includes(type)) throw new Error(`The stored argument ${name} has the unknown type ${JSON.stringify(type)}.`);
+    declarations[name] = type as ArgumentType;
+  }
+  return declarations;
+}
+
+/** Serializes declarations for the `arguments` column, where no declarations are stored as null. */
+export function serializeArgumentDeclarations(declarations: ArgumentDeclarations | undefined): string | null {
+  if (declarations === undefined || Object.keys(declarations).length === 0) return null;
+  return JSON.stringify(declarations);
+}
+
+/**
+ * Accepts Cedar identifiers that are not reserved words. Names starting with `__` are refused
+ * too: Cedar reserves `__cedar`, and `__proto__` would set an object's prototype in JavaScript
+ * instead of declaring an argument.
+ */
+export function isArgumentName(name: string): boolean {
+  return ARGUMENT_NAME.test(name) && !CEDAR_RESERVED_WORDS.has(name) && !name.startsWith('__');
+}
+
+/** The declared arguments of one call, checked against their types. */
+export interface BoundArguments {
+  /** Declared arguments present with the declared type. */
+  values: Record<string, ArgumentValue>;
+  /** One message per declared argument present with another type or more than once. */
+  typeErrors: string[];
+}
+
+/**
+ * Picks the declared arguments out of a call's arguments and checks each against its type.
+ * Undeclared arguments are left out. A declared argument of the wrong type is reported, never
+ * dropped: dropping it would hide it from a policy that forbids on its value. So is a declared
+ * argument named more than once (`duplicateNames`), whose value depends on the parser. A Long must be a
+ * safe integer (|n| ≤ 2^53 − 1), because a larger JSON number has already lost precision in
+ * JavaScript and Cedar would compare another value than the one the upstream reads.
+ */
+export function bindArguments(declarations: ArgumentDeclarations, provided: Readonly<Record<string, unknown>> | undefined, duplicateNames: readonly string[] = []): BoundArguments {
+  const values: Record<string, ArgumentValue> = {};
+  const typeErrors: string[] = [];
+  if (provided === undefined) return { values, typeErrors };
+
+  for (const [name, type] of Object.entries(declarations)) {
+    if (!Object.hasOwn(provided, name)) continue;
+    if (duplicateNames.includes(name)) {
+      typeErrors.push(`argument ${name} occurs more than once in the JSON body`);
+      continue;
+    }
+
+    const value = provided[name];
+    if (matchesType(value, type)) values[name] = value;
+    else typeErrors.push(`argument ${name} must be a ${describeType(type)}, not ${describeValue(value)}`);
+  }
+  return { values, typeErrors };
+}
+
+function matchesType(value: unknown, type: ArgumentType): value is ArgumentValue {
+  switch (type) {
+    case 'String':
+      return typeof value === 'string';
+    case 'Long':
+      return typeof value === 'number' && Number.isSafeInteger(value);
+    case 'Boolean':
+      return typeof value === 'boolean';
+  }
+}
+
+function describeType(type: ArgumentType): string {
+  switch (type) {
+    case 'String':
+      return 'JSON string';
+    case 'Long':
+      return 'JSON integer between -(2^53 - 1) and 2^53 - 1';
+    case 'Boolean':
+      return 'JSON boolean';
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer outside that range' : 'a number that is not an integer';
+  if (typeof value === 'object') return 'an object';
+  return `a ${typeof value}`;
+}
