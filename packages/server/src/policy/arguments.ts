@@ -75,7 +75,15 @@ export function bindArguments(declarations: ArgumentDeclarations, provided: Read
   const typeErrors: string[] = [];
   if (provided === undefined) return { values, typeErrors };
 
+  const providedNames = Object.keys(provided);
   for (const [name, type] of Object.entries(declarations)) {
+    // Some JSON decoders match member names without regard to case (Go's encoding/json, for
+    // one), so `AMOUNT` next to `amount` could be the value an upstream acts on.
+    const caseVariants = providedNames.filter((other) => other !== name && other.toLowerCase() === name.toLowerCase());
+    if (caseVariants.length > 0) {
+      typeErrors.push(`argument ${name} also occurs as ${caseVariants.join(', ')}, which some JSON decoders read as the same member`);
+      continue;
+    }
     if (!Object.hasOwn(provided, name)) continue;
     if (duplicateNames.includes(name)) {
       typeErrors.push(`argument ${name} occurs more than once in the JSON body`);

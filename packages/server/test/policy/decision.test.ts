@@ -194,6 +194,8 @@ const CASES: Case[] = [
   // Declared argument types: a wrong type denies, undeclared members are ignored.
   { name: 'unreadable body, declared arguments', action: 'pay', policy: BIG_PAYMENTS_FORBID, unreadable: true, expect: 'deny', deniedBy: 'argument_type', errorMatches: /must be a JSON object/ },
   { name: 'unreadable body, no declared arguments', action: 'pay.read', unreadable: true, expect: 'allow' },
+  { name: 'amount beside AMOUNT', action: 'pay', policy: BIG_PAYMENTS_FORBID, arguments: { amount: 500, AMOUNT: 500000 }, expect: 'deny', deniedBy: 'argument_type', errorMatches: /also occurs as AMOUNT/ },
+  { name: 'only a case variant of amount', action: 'pay', policy: BIG_PAYMENTS_FORBID, arguments: { Amount: 500000 }, expect: 'deny', deniedBy: 'argument_type', errorMatches: /also occurs as Amount/ },
   { name: 'amount as a string', action: 'pay', policy: BIG_PAYMENTS_FORBID, arguments: { amount: '5000' }, expect: 'deny', deniedBy: 'argument_type', errorMatches: /argument amount must be a JSON integer/ },
   { name: 'amount with a fraction', action: 'pay', arguments: { amount: 10.5 }, expect: 'deny', deniedBy: 'argument_type', errorMatches: /not an integer/ },
   { name: 'amount beyond 2^53', action: 'pay', arguments: { amount: 2 ** 53 }, expect: 'deny', deniedBy: 'argument_type', errorMatches: /outside that range/ },
