@@ -79,7 +79,7 @@ export interface ClientView {
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
   require_dpop: boolean;
-  /** How a self-registered client came (`dynamic` or `metadata_document`); null when an administrator created it. */
+  /** Origin of a self-registered client (`dynamic` or `metadata_document`), or null when an administrator created it. */
   registration: ClientTable['registration'];
   /** Agents only: CIBA token delivery mode (CIBA Core 1.0 §4). */
   backchannel_token_delivery_mode?: 'poll' | 'ping';

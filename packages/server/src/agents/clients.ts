@@ -37,6 +37,12 @@ export interface CreatedClient {
 
 const ID_PREFIX: Record<ClientTable['kind'], string> = { agent: 'agt', application: 'app', admin: 'adm', registered: 'reg' };
 
+function authenticationMethod(hasKeys: boolean, hasSecret: boolean): ClientTable['token_endpoint_auth_method'] {
+  if (hasKeys) return 'private_key_jwt';
+  if (hasSecret) return 'client_secret_basic';
+  return 'none';
+}
+
 export function newClientId(kind: ClientTable['kind']): string {
   return newId(ID_PREFIX[kind]);
 }
@@ -51,7 +57,7 @@ export async function createClient(ctx: Pick<ServerContext, 'db' | 'tenantId'>, 
     kind: input.kind,
     name: input.name,
     owner_user_id: input.ownerUserId ?? null,
-    token_endpoint_auth_method: input.jwks !== undefined ? 'private_key_jwt' : clientSecret === undefined ? 'none' : 'client_secret_basic',
+    token_endpoint_auth_method: authenticationMethod(input.jwks !== undefined, clientSecret !== undefined),
     secret_digest: clientSecret === undefined ? null : sha256Hex(clientSecret),
     jwks: input.jwks === undefined ? null : JSON.stringify(input.jwks),
     redirect_uris: JSON.stringify(input.redirectUris ?? []),
@@ -81,7 +87,7 @@ export function secretMatches(client: Client, presented: string): boolean {
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
-/** Whether the client registered this grant type; clients an administrator created may use every grant of their kind. */
+/** Checks that the client registered this grant type. Clients an administrator created may use every grant of their kind. */
 export function clientRegisteredGrant(client: Client, grantType: string): boolean {
   if (client.grant_types === null || client.grant_types === undefined) return true;
   return (JSON.parse(client.grant_types) as string[]).includes(grantType);

@@ -58,7 +58,7 @@ export async function authenticateClient(ctx: ServerContext, request: FastifyReq
 }
 
 /**
- * A public client proves nothing at the token endpoint; PKCE and the registered redirect URI
+ * Identifies a public client by its client_id. It proves nothing at the token endpoint; PKCE and the registered redirect URI
  * protect its codes (RFC 9700 §2.1.1), and rotation its refresh tokens (OAuth 2.1 §4.3.1).
  * A confidential client may never fall back to this.
  */

@@ -43,9 +43,10 @@ export function registerTokenEndpoint(app: FastifyInstance, ctx: ServerContext):
 }
 
 /**
- * A self-registered client does nothing until an administrator makes it an agent, and even then
- * keeps to the code flow and its refresh tokens: it never gets client_credentials or token
- * exchange, which would let it act without a person's consent (RFC 6749 §5.2 unauthorized_client).
+ * Rejects grants the client may not use (RFC 6749 §5.2 unauthorized_client). A self-registered
+ * client does nothing until an administrator makes it an agent. Even then it keeps to the code flow
+ * and its refresh tokens, because client_credentials or token exchange would let it act without a
+ * person's consent.
  */
 export function checkClientMayUseGrant(client: Client, grantType: string): void {
   if (client.kind === 'registered') throw new UnauthorizedClient('This client registered itself and is waiting for an administrator to make it an agent.');

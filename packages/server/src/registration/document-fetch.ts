@@ -7,7 +7,7 @@ import { isPermittedAddress } from './public-address.ts';
 /** Limits of one metadata document fetch; the draft suggests 5 KB as the largest document. */
 export const DOCUMENT_LIMITS = { maxBytes: 5 * 1024, timeoutMs: 5000 } as const;
 
-/** How long a fetched document stays fresh when its response says nothing, and the bounds on what it says. */
+/** Freshness of a fetched document when its response has no caching headers, and the bounds on any it has. */
 const CACHE_SECONDS = { default: 300, min: 60, max: 24 * 3600 } as const;
 
 export interface FetchOptions {
@@ -29,10 +29,10 @@ export class DocumentFetchError extends Error {
 }
 
 /**
- * Fetches a JSON document from a URL a client chose, defended against server-side request forgery:
- * every address the host name resolves to must be public (checked in the resolver the connection
- * itself uses, so a second DNS answer cannot swap in another address), redirects are not followed,
- * and the response is bounded in size and time.
+ * Fetches a JSON document from a URL a client chose, defended against server-side request forgery.
+ * Every address the host name resolves to must be public. The check runs in the resolver that the
+ * connection itself uses, so a second DNS answer cannot swap in another address. Redirects are not
+ * followed, and the response is bounded in size and time.
  */
 export async function fetchJsonDocument(url: URL, options: FetchOptions): Promise<FetchedDocument> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -81,7 +81,7 @@ export async function fetchJsonDocument(url: URL, options: FetchOptions): Promis
   }
 }
 
-/** A resolver for the connection that fails unless every address of the host is permitted. */
+/** Creates the connection's resolver, which fails unless every address of the host is permitted. */
 function permittedLookup(allowLoopback: boolean) {
   return (hostname: string, options: { all?: boolean }, callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void) => {
     lookup(hostname, { all: true, verbatim: true }, (error, addresses) => {
@@ -124,7 +124,7 @@ async function readBounded(body: AsyncIterable<Buffer> & { destroy(): void }): P
 }
 
 /**
- * How long the response may be reused (RFC 9111 §4.2.1): `no-store` or `no-cache` means not at all,
+ * Computes how long the response may be reused (RFC 9111 §4.2.1): `no-store` or `no-cache` means not at all,
  * then `s-maxage` (Mandate is a shared cache), `max-age`, then `Expires`. The result is bounded so
  * that a document cannot make Mandate fetch it on every request or keep it for days.
  */

@@ -7,7 +7,7 @@ import { DocumentFetchError, fetchJsonDocument } from './document-fetch.ts';
 import { registrationPolicy } from './policy.ts';
 import { registeredClientName } from './registered-client.ts';
 
-/** A client_id that is a URL names its own client ID metadata document. */
+/** Checks whether a client_id is a URL, which names its own client ID metadata document. */
 export function isMetadataDocumentUrl(clientId: string): boolean {
   return clientId.startsWith('https://') || clientId.startsWith('http://');
 }

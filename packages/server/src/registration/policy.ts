@@ -1,7 +1,7 @@
 import type { ServerContext } from '../context.ts';
 import { nowSeconds } from '../store/ids.ts';
 
-/** What the administrator allows clients to do without being created by an administrator. */
+/** Administrator's settings for clients that register themselves. */
 export interface RegistrationPolicy {
   /** RFC 7591 dynamic client registration at /register. */
   dynamicRegistration: boolean;

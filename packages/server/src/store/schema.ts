@@ -95,7 +95,7 @@ export interface ClientTable {
   created_at: number;
   /** 1 when the token endpoint rejects this client's requests without a DPoP proof (RFC 9449 §5); null or 0 otherwise. */
   require_dpop?: number | null;
-  /** How a self-registered client came: `dynamic` (RFC 7591) or `metadata_document` (its client_id is the document URL); null for clients an administrator created. */
+  /** Origin of a self-registered client: `dynamic` (RFC 7591) or `metadata_document` (its client_id is the document URL); null for clients an administrator created. */
   registration?: 'dynamic' | 'metadata_document' | null;
   /** Unix time after which a metadata document client's stored metadata must be fetched again. */
   metadata_expires_at?: number | null;
@@ -304,7 +304,7 @@ export interface PushedAuthorizationRequestTable {
   used_at: number | null;
 }
 
-/** What the administrator allows clients to do by themselves; booleans are 0 or 1. */
+/** Self-registration settings of a tenant, set by the administrator. Booleans are 0 or 1. */
 export interface RegistrationPolicyTable {
   tenant_id: string;
   /** RFC 7591 registration at /register. */

@@ -61,7 +61,7 @@ export class MemoryOAuthProvider implements OAuthClientProvider {
     return this.verifier;
   }
 
-  /** The latest authorization URL the SDK asked to open. */
+  /** Returns the latest authorization URL the SDK requested to open. */
   lastAuthorizationUrl(): URL {
     const url = this.authorizationUrls.at(-1);
     if (url === undefined) throw new Error('The SDK has not asked for authorization.');

@@ -4,7 +4,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { z } from 'zod';
 import { protectedResourceMetadataUrl, requireAccessToken, serveProtectedResourceMetadata } from '@mandate/resource';
 
-/** An MCP server with two tools, protected by @mandate/resource as the MCP authorization specification asks. */
+/** An MCP server with two tools, protected by @mandate/resource as the MCP authorization specification requires. */
 export interface NotesMcpServer {
   /** The MCP endpoint, which is also the resource identifier (the token audience). */
   url: string;
