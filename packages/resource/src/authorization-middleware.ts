@@ -25,6 +25,14 @@ export interface RequireAuthorizationOptions<Req extends AuthorizedRequest = Aut
    * parsed `req.body`. The middleware does not read the body itself.
    */
   arguments?: (req: Req) => Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined>;
+  /**
+   * Path prefix of this server's URLs that Mandate's paths for the resource leave out, as it
+   * appears in request URLs, such as `/api`. When Mandate's gateway also forwards to this server,
+   * this is the path of the resource's upstream base URL. The middleware removes it from the
+   * request path that it sends as `context.path`, and denies a request whose path does not start
+   * with it. Defaults to `/`, which sends the whole path.
+   */
+  basePath?: string;
   /** `realm` of the challenges. Defaults to `audience`. */
   realm?: string;
   /** URL of this resource's RFC 9728 metadata, for the `resource_metadata` of challenges. */
@@ -51,9 +59,11 @@ export type AuthorizationMiddleware<Req extends AuthorizedRequest = AuthorizedRe
  * which verifies the token and its DPoP proof and sets `req.auth`. Mandate
  * then checks revocation, the delegation, the current roles and the policy.
  *
- * It fails closed: without `req.auth`, without an action, or without a
- * decision from Mandate (network error, timeout, a status other than 200, a
- * malformed body), the request gets 403 `access_denied`. A denied decision
+ * It fails closed: without `req.auth`, without an action, with a path outside
+ * `basePath`, or without a decision from Mandate (network error, timeout, a
+ * status other than 200, a malformed body), the request gets 403
+ * `access_denied`. Mandate returns 400 for a path that its gateway rejects,
+ * such as one with `..` or `//` segments, so such a request gets 403 too. A denied decision
  * gets 401 `invalid_token` when Mandate rejected the token, 403
  * `insufficient_scope` when the scope or roles do not grant the action, 403
  * `approval_required` with the approval request when the person must approve,
@@ -62,11 +72,12 @@ export type AuthorizationMiddleware<Req extends AuthorizedRequest = AuthorizedRe
 export function requireAuthorization<Req extends AuthorizedRequest = AuthorizedRequest>(options: RequireAuthorizationOptions<Req>): AuthorizationMiddleware<Req> {
   // Configuration errors surface at start-up, not as denials of every request.
   evaluationEndpointOf(options);
+  const basePath = parseBasePath(options.basePath);
   const realm = options.realm ?? options.audience;
   const resourceMetadataUrl = options.resourceMetadataUrl === undefined ? undefined : parseSecureUrl(options.resourceMetadataUrl, 'resourceMetadataUrl').href;
 
   return async (req, res, next) => {
-    const { decision, action, scheme } = await decideRequest(options, req);
+    const { decision, action, scheme } = await decideRequest(options, basePath, req);
     report(options, decision, req);
 
     if (!decision.allowed) {
@@ -87,7 +98,7 @@ interface DecidedRequest {
   scheme: 'Bearer' | 'DPoP';
 }
 
-async function decideRequest<Req extends AuthorizedRequest>(options: RequireAuthorizationOptions<Req>, req: Req): Promise<DecidedRequest> {
+async function decideRequest<Req extends AuthorizedRequest>(options: RequireAuthorizationOptions<Req>, basePath: string, req: Req): Promise<DecidedRequest> {
   let scheme: 'Bearer' | 'DPoP' = 'Bearer';
   let action: string | undefined;
   try {
@@ -101,6 +112,10 @@ async function decideRequest<Req extends AuthorizedRequest>(options: RequireAuth
     if (action === undefined || action === '') {
       return { decision: denied('action_unmapped', 'No action of this resource covers this request.'), scheme };
     }
+    const path = resourcePath(req, basePath);
+    if (path === undefined) {
+      return { decision: denied('path_outside_base', `The request path is outside ${basePath}, the base path of this resource.`), action, scheme };
+    }
     const callArguments = await options.arguments?.(req);
 
     const decision = await evaluate(options, {
@@ -108,7 +123,7 @@ async function decideRequest<Req extends AuthorizedRequest>(options: RequireAuth
       action,
       arguments: callArguments,
       method: req.method,
-      path: requestPath(req),
+      path,
     });
     return { decision, action, scheme };
   } catch (error) {
@@ -155,9 +170,30 @@ function report<Req extends AuthorizedRequest>(options: RequireAuthorizationOpti
   }
 }
 
-/** Returns the request path without its query: `req.originalUrl` under Express, otherwise `req.url`. */
-function requestPath(req: AuthorizedRequest): string {
+/**
+ * Returns the target for `context.path`: the request path without `basePath`, with its query,
+ * or undefined when the path does not start with `basePath` on a segment boundary.
+ * It reads `req.originalUrl` under Express, because Express removes the mount path of a router
+ * from `req.url`, so the path would otherwise depend on where the middleware is mounted. The
+ * path stays percent-encoded, because Mandate decodes and checks it as its gateway does, and
+ * Mandate gives policies the query as sent (`context.query`).
+ */
+function resourcePath(req: AuthorizedRequest, basePath: string): string | undefined {
   const target = req.originalUrl ?? req.url ?? '/';
   const queryStart = target.indexOf('?');
-  return queryStart === -1 ? target : target.slice(0, queryStart);
+  const path = queryStart === -1 ? target : target.slice(0, queryStart);
+  const query = queryStart === -1 ? '' : target.slice(queryStart);
+
+  if (basePath === '/') return target;
+  if (path === basePath) return `/${query}`;
+  return path.startsWith(`${basePath}/`) ? `${path.slice(basePath.length)}${query}` : undefined;
+}
+
+/** Checks the `basePath` option and returns it without a trailing `/`, or `/` when it is unset. */
+function parseBasePath(basePath: string | undefined): string {
+  if (basePath === undefined) return '/';
+  if (!basePath.startsWith('/') || /[?#\s]/.test(basePath) || basePath.includes('//')) {
+    throw new TypeError(`basePath ${JSON.stringify(basePath)} must be a URL path that starts with / and contains no query, fragment, whitespace or empty segment, such as /api`);
+  }
+  return basePath.length > 1 && basePath.endsWith('/') ? basePath.slice(0, -1) : basePath;
 }

@@ -152,6 +152,8 @@ describe('requireAuthorization against Mandate (AuthZEN Access Evaluation API)',
       issuer: mandate.issuer,
       audience: resource,
       credentials,
+      // This server serves the resource's actions (`GET /messages`, `POST /messages`) under /mail.
+      basePath: new URL(resource).pathname,
       action: (req) => (req.method === 'POST' ? 'mail.send' : 'mail.read'),
       arguments: (req) => (req as ParsedRequest).body,
       onDecision: (decision) => decisions.push(decision),

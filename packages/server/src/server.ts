@@ -9,6 +9,7 @@ import { appendAudit } from './audit/log.ts';
 import { openStore, type StoreOptions } from './store/db.ts';
 import { ensureTenant } from './store/tenants.ts';
 import { buildApp } from './http/app.ts';
+import { serializeRequestForLog } from './http/request-log.ts';
 import { routeModules } from './routes.ts';
 
 export interface MandateServer {
@@ -46,7 +47,8 @@ export interface CreateOptions {
 
 /** Opens the database and keys and assembles the app, without listening. */
 export async function createContext(config: Config, options: CreateOptions = {}): Promise<ServerContext> {
-  const logger = pino({ level: config.logLevel, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { tenant: DEFAULT_TENANT } }, options.logStream);
+  // Fastify takes this `req` serializer over its own, which would log each URL with its query as sent.
+  const logger = pino({ level: config.logLevel, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, serializers: { req: serializeRequestForLog }, base: { tenant: DEFAULT_TENANT } }, options.logStream);
 
   const masterKey = loadMasterKey(config.masterKey, config.dataDir);
   if (masterKey.source === 'file') {

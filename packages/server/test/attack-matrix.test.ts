@@ -241,8 +241,12 @@ describe('attack matrix: each attack gets its exact rejection', () => {
 
   test('access token in the query string (RFC 6750 §2.3, RFC 9700 §4.3.2)', async () => {
     const outcome = await gatewayGet(undefined, undefined, `/items/1?access_token=${genuine}`);
-    assert.equal(outcome.status, 401);
-    assert.equal(outcome.headers.get('www-authenticate'), 'Bearer realm="mandate"');
+    assertRejected(outcome, 400, 'invalid_request', /^Bearer realm="mandate", error="invalid_request", error_description="[^"]+"$/);
+  });
+
+  test('method override field at the gateway', async () => {
+    const outcome = await call(`${server.issuer}/gateway/${gateway.resourceName}/items/1`, { headers: { authorization: `Bearer ${genuine}`, 'x-http-method-override': 'DELETE' } });
+    assertRejected(outcome, 400, 'invalid_request', null);
   });
 
   test('agent own token at the gateway (RFC 8693 §4.1)', async () => {
@@ -627,6 +631,30 @@ describe('attack matrix: each attack gets its exact rejection', () => {
     await server.ctx.db.insertInto('client_roles').values({ client_id: taker.client.client_id, role_id: role }).execute();
     const form: Array<[string, string]> = [['grant_type', TOKEN_EXCHANGE], ['subject_token', await delegatedToken(server, gateway, 'read')], ['subject_token_type', ACCESS_TOKEN_TYPE], ['resource', gateway.identifier]];
     assertRejected(await postForm(tokenUrl(), form, { authorization: basicAuthorization(taker.client.client_id, taker.clientSecret ?? '') }), 400, 'invalid_request', null);
+  });
+
+  test('sub-agent keeps access its parent lost (RFC 8693 §4.1)', async () => {
+    // The parent hands its token to a sub-agent, then loses its role: every agent of the act chain must still grant the call.
+    const world = await createWorld(server, upstream.url);
+    const role = await createRole(server.ctx, `chain-sub-reader-${world.resourceName}`, [[world.identifier, 'read']]);
+    const sub = await createClient(server.ctx, { kind: 'agent', name: 'Chain sub-agent' });
+    await server.ctx.db.insertInto('client_roles').values({ client_id: sub.client.client_id, role_id: role }).execute();
+    const subAuthorization = basicAuthorization(sub.client.client_id, sub.clientSecret ?? '');
+    const own = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', world.identifier], ['scope', 'read']], { authorization: subAuthorization });
+    const handOn: Array<[string, string]> = [
+      ['grant_type', TOKEN_EXCHANGE],
+      ['subject_token', await delegatedToken(server, world, 'read')],
+      ['subject_token_type', ACCESS_TOKEN_TYPE],
+      ['actor_token', String(own.json?.access_token)],
+      ['actor_token_type', ACCESS_TOKEN_TYPE],
+      ['resource', world.identifier],
+    ];
+    const handed = await postForm(tokenUrl(), handOn, { authorization: basicAuthorization(world.agentId, world.agentSecret) });
+    assert.equal(handed.status, 200, handed.text);
+
+    await server.ctx.db.deleteFrom('client_roles').where('client_id', '=', world.agentId).execute();
+    const outcome = await call(`${server.issuer}/gateway/${world.resourceName}/items`, { headers: { authorization: `Bearer ${String(handed.json?.access_token)}` } });
+    assertRejected(outcome, 403, 'insufficient_scope', /error="insufficient_scope"/);
   });
 
   test('open redirect at logout through a self-registered client (RFC 9700 §4.11.2)', async () => {

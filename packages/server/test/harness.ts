@@ -89,7 +89,8 @@ export async function startTestServer(settings: Partial<ConfigInput> = {}, optio
   };
 }
 
-async function createSchema(): Promise<string> {
+/** Creates a PostgreSQL schema with a random name in the test database and returns its name. */
+export async function createSchema(): Promise<string> {
   const name = `t_${Math.random().toString(36).slice(2, 12)}`;
   const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
   await client.connect();

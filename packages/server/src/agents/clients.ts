@@ -106,6 +106,13 @@ export async function listClients(ctx: Pick<ServerContext, 'db' | 'tenantId'>, k
   return ctx.db.selectFrom('clients').selectAll().where('tenant_id', '=', ctx.tenantId).where('kind', '=', kind).orderBy('created_at').orderBy('name').execute();
 }
 
+/** Returns which of the client ids are active agents. An empty list needs no query. */
+export async function activeAgentIds(ctx: Pick<ServerContext, 'db' | 'tenantId'>, clientIds: readonly string[]): Promise<Set<string>> {
+  if (clientIds.length === 0) return new Set();
+  const rows = await ctx.db.selectFrom('clients').select('client_id').where('tenant_id', '=', ctx.tenantId).where('client_id', 'in', [...clientIds]).where('status', '=', 'active').where('kind', '=', 'agent').execute();
+  return new Set(rows.map((row) => row.client_id));
+}
+
 /** Marks a client disabled so that it can no longer authenticate. Returns false for an unknown client_id. */
 export async function disableClient(ctx: Pick<ServerContext, 'db' | 'tenantId'>, clientId: string): Promise<boolean> {
   const updated = await ctx.db.updateTable('clients').set({ status: 'disabled' }).where('tenant_id', '=', ctx.tenantId).where('client_id', '=', clientId).executeTakeFirst();

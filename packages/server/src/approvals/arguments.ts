@@ -1,4 +1,5 @@
 import { canonicalJson } from '../util/canonical-json.ts';
+import { jsonContentTypeProblem } from '../policy/json-arguments.ts';
 import { sha256Hex } from '../store/ids.ts';
 
 /** Deepest nesting of objects and arrays that a JSON body may have and still be bound by its canonical form. */
@@ -38,7 +39,9 @@ export function readRequestArguments(body: Buffer, contentType: string | undefin
  * upstream as another.
  */
 export function parseBindableJson(body: Buffer, contentType: string | undefined): { value: unknown } | undefined {
-  if (!isJsonMediaType(contentType)) return undefined;
+  // A JSON type labeled with another charset is bound by its bytes and its whole Content-Type,
+  // because the upstream may decode it differently from the UTF-8 reading shown to the person.
+  if (!isJsonMediaType(contentType) || jsonContentTypeProblem(contentType) !== undefined) return undefined;
 
   let text: string;
   try {
@@ -57,7 +60,7 @@ export function parseBindableJson(body: Buffer, contentType: string | undefined)
 }
 
 /** Returns true for `application/json` and any `+json` structured syntax suffix (RFC 6839 §3.1), with any parameters. */
-function isJsonMediaType(contentType: string | undefined): boolean {
+export function isJsonMediaType(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
   const essence = mediaTypeEssence(contentType);
   return essence === 'application/json' || /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(essence);
@@ -119,7 +122,7 @@ function hasOnlyExactMembers(text: string): boolean {
 }
 
 /** Returns the index just after the closing quote of the string that starts at `start`. */
-function endOfString(text: string, start: number): number {
+export function endOfString(text: string, start: number): number {
   let index = start + 1;
   while (index < text.length) {
     const char = text[index];

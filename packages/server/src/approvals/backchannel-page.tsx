@@ -9,6 +9,19 @@ export interface RequestedAction {
   description: string;
 }
 
+/**
+ * The HTTP requests that the authorization detail allows. A member the detail does not bind is
+ * filled in from its action, whose calls the gateway maps by method and path prefix.
+ */
+export interface ApprovedTarget {
+  /** The bound method, or else the action's method, where `*` means every method. */
+  method: string;
+  /** The bound path with its query, or else the action's path prefix. */
+  path: string;
+  /** Whether the detail binds the path and query; otherwise any path under the prefix and any query pass. */
+  pathBound: boolean;
+}
+
 /** The contents of a CIBA request's approval page. */
 export interface BackchannelView extends DecisionPageView {
   request: CibaRequest;
@@ -16,6 +29,8 @@ export interface BackchannelView extends DecisionPageView {
   actions: RequestedAction[];
   /** Pretty JSON of the approved arguments; null when the detail allows any arguments; undefined without a detail. */
   argumentsText: string | null | undefined;
+  /** The requests the detail allows; undefined without a detail, or when the resource no longer has its action. */
+  target: ApprovedTarget | undefined;
   /** Lifetime of the access token the agent would obtain, in seconds. */
   tokenLifetimeSeconds: number;
 }
@@ -29,6 +44,7 @@ export interface BackchannelInboxItem {
   actions: string[];
   bindingMessage: string | null;
   argumentsText: string | null | undefined;
+  target: ApprovedTarget | undefined;
   createdAt: number;
   /** Seconds until the request expires. */
   expiresIn: number;
@@ -60,6 +76,7 @@ export function renderBackchannelPage(view: BackchannelView): string {
     <>
       <h1>{`${view.agentName} asks for your approval in advance`}</h1>
       <p>{`Signed in as ${view.personName}. Approving gives the agent one access token, valid for ${describeDuration(view.tokenLifetimeSeconds)}, that allows only what is shown here.`}</p>
+      <p id="forwarded-headers">Of the agent's request headers, a call this approval releases passes on only Content-Type, Accept and Accept-Language, and Mandate drops all others.</p>
       <BindingMessage message={request.binding_message} />
       <RequestTable id="backchannel-request" view={view} expiresAt={Number(request.expires_at)} expired={expired}>
         <tr>
@@ -74,6 +91,14 @@ export function renderBackchannelPage(view: BackchannelView): string {
             </ul>
           </td>
         </tr>
+        {view.target === undefined ? null : (
+          <tr>
+            <th>Request</th>
+            <td id="approved-request">
+              <ApprovedRequest target={view.target} />
+            </td>
+          </tr>
+        )}
         {view.argumentsText === undefined ? null : (
           <ArgumentsRow id="arguments">
             <ApprovedArguments text={view.argumentsText} />
@@ -107,6 +132,7 @@ export function BackchannelInboxEntry(props: { item: BackchannelInboxItem }) {
         </a>
       </p>
       <BindingMessage message={item.bindingMessage} />
+      {item.target === undefined ? null : <ApprovedRequest target={item.target} />}
       <p>{`Expires in ${item.expiresIn} seconds`}</p>
       {item.argumentsText === undefined ? null : (
         <div class="arguments">
@@ -134,4 +160,29 @@ function BindingMessage(props: { message: string | null }) {
 function ApprovedArguments(props: { text: string | null }) {
   if (props.text === null) return <p class="notice">Any arguments: the agent chooses them at each call.</p>;
   return <pre>{props.text}</pre>;
+}
+
+/**
+ * States which HTTP requests approving allows. A detail without a path allows every path under
+ * the action's prefix and every query, which the person must see before approving.
+ */
+function ApprovedRequest(props: { target: ApprovedTarget }) {
+  const { method, path, pathBound } = props.target;
+  const anyMethod = method === '*';
+  if (pathBound) {
+    return (
+      <p class="approved-request bound">
+        {'Only the request '}
+        <code class="request">{anyMethod ? path : `${method} ${path}`}</code>
+        {anyMethod ? ', with any method. A call with another path or query is refused.' : '. A call with another method, path or query is refused.'}
+      </p>
+    );
+  }
+  return (
+    <p class="notice approved-request unbound">
+      {`Any path and any query: the agent may call ${anyMethod ? 'any method' : method} on `}
+      <code class="path-prefix">{path}</code>
+      {' or any path below it, with any query.'}
+    </p>
+  );
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { currentSession, signInUrl } from '../identity/session.ts';
+import { createSessionCsrfToken, requireSessionCsrfToken } from '../identity/session-csrf.ts';
 import { sendHtml } from '../identity/routes.ts';
 import { findClient } from '../agents/clients.ts';
 import { findResourceById, type ResourceWithActions } from '../resources/registry.ts';
@@ -8,7 +9,7 @@ import { nowSeconds } from '../store/ids.ts';
 import { decideCibaRequest, findCibaRequest, listPendingCibaRequests, requestedActions, storedDetails, type CibaRequest } from '../oauth/ciba/requests.ts';
 import { notifyBackchannelDecision } from '../oauth/ciba/ping.ts';
 import { renderApprovalMessage } from './approval-page.tsx';
-import { backchannelPagePath, renderBackchannelPage, type BackchannelInboxItem, type BackchannelView, type RequestedAction } from './backchannel-page.tsx';
+import { backchannelPagePath, renderBackchannelPage, type ApprovedTarget, type BackchannelInboxItem, type BackchannelView, type RequestedAction } from './backchannel-page.tsx';
 import type { DecisionFailure } from './decision.ts';
 import { needsFreshSignIn } from './fresh-sign-in.ts';
 
@@ -37,12 +38,12 @@ export function registerBackchannelApprovalRoutes(app: FastifyInstance, ctx: Ser
     const cibaRequest = await ownRequest(ctx, request.params.id, signedIn.user.id);
     if (cibaRequest === undefined) return notFound(reply);
 
-    const view = await backchannelView(ctx, cibaRequest, signedIn.user.display_name, signedIn.authTime, await reply.generateCsrf());
+    const view = await backchannelView(ctx, cibaRequest, signedIn.user.display_name, signedIn.authTime, createSessionCsrfToken(signedIn, 'CIBA decision'));
     return sendHtml(reply, renderBackchannelPage(view));
   });
 
-  app.post<{ Params: { id: string } }>('/approvals/ciba/:id/approve', { preHandler: app.csrfProtection }, async (request, reply) => decide(ctx, request, reply, 'approved'));
-  app.post<{ Params: { id: string } }>('/approvals/ciba/:id/deny', { preHandler: app.csrfProtection }, async (request, reply) => decide(ctx, request, reply, 'denied'));
+  app.post<{ Params: { id: string } }>('/approvals/ciba/:id/approve', async (request, reply) => decide(ctx, request, reply, 'approved'));
+  app.post<{ Params: { id: string } }>('/approvals/ciba/:id/deny', async (request, reply) => decide(ctx, request, reply, 'denied'));
 }
 
 /** Lists the person's pending CIBA requests as inbox entries, newest first. */
@@ -59,6 +60,7 @@ export async function backchannelInboxItems(ctx: ServerContext, userId: string, 
         actions: orderedActions(cibaRequest, resource).map((action) => action.name),
         bindingMessage: cibaRequest.binding_message,
         argumentsText: argumentsText(cibaRequest),
+        target: approvedTarget(cibaRequest, resource),
         createdAt: Number(cibaRequest.created_at),
         expiresIn: Math.max(0, Number(cibaRequest.expires_at) - nowSeconds()),
       };
@@ -69,7 +71,9 @@ export async function backchannelInboxItems(ctx: ServerContext, userId: string, 
 async function decide(ctx: ServerContext, request: RequestWithId, reply: FastifyReply, decision: 'approved' | 'denied'): Promise<FastifyReply> {
   const pagePath = backchannelPagePath(encodeURIComponent(request.params.id));
   const signedIn = await currentSession(ctx, request);
+  // Signed out, the form can do nothing, so the person signs in and returns to the page.
   if (signedIn === undefined) return reply.redirect(`/login?return_to=${encodeURIComponent(pagePath)}`, 303);
+  requireSessionCsrfToken(request, signedIn, 'CIBA decision');
 
   const cibaRequest = await ownRequest(ctx, request.params.id, signedIn.user.id);
   if (cibaRequest === undefined) return notFound(reply);
@@ -114,6 +118,7 @@ async function backchannelView(ctx: ServerContext, cibaRequest: CibaRequest, per
     resourceIdentifier: resource?.identifier ?? '',
     actions: orderedActions(cibaRequest, resource),
     argumentsText: argumentsText(cibaRequest),
+    target: approvedTarget(cibaRequest, resource),
     tokenLifetimeSeconds: resource?.access_token_ttl_seconds ?? ctx.config.accessTokenTtlSeconds,
     now: nowSeconds(),
     csrfToken,
@@ -134,6 +139,18 @@ function argumentsText(cibaRequest: CibaRequest): string | null | undefined {
   const detail = storedDetails(cibaRequest)?.[0];
   if (detail === undefined) return undefined;
   return detail.arguments === undefined ? null : JSON.stringify(detail.arguments, null, 2);
+}
+
+/** Describes the HTTP requests that the request's detail allows, taking what the detail leaves open from its action. */
+function approvedTarget(cibaRequest: CibaRequest, resource: ResourceWithActions | undefined): ApprovedTarget | undefined {
+  const detail = storedDetails(cibaRequest)?.[0];
+  const action = detail === undefined ? undefined : resource?.actions.find((candidate) => candidate.name === detail.action);
+  if (detail === undefined || action === undefined) return undefined;
+  return {
+    method: detail.method ?? action.method.toUpperCase(),
+    path: detail.path ?? action.path_prefix,
+    pathBound: detail.path !== undefined,
+  };
 }
 
 function notFound(reply: FastifyReply): FastifyReply {

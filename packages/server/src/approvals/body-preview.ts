@@ -1,27 +1,36 @@
 import type { Envelope } from '../crypto/envelope.ts';
-import { parseBindableJson } from './arguments.ts';
 
-/** Bytes of a request body kept for the approval page. */
-export const MAX_PREVIEW_BYTES = 4 * 1024;
+/**
+ * Largest request body the approval page shows, and so the largest that a person can approve.
+ * The whole body up to this size is stored with the approval. A larger body is stored as its
+ * size only, and its approval can only be denied.
+ */
+export const MAX_PREVIEW_BYTES = 64 * 1024;
 
-/** The start of a request body, shown to the person deciding on the approval. */
+/** The stored copy of a request body, shown to the person deciding on the approval. */
 export interface BodyPreview {
+  /** The whole body, or no bytes when it was larger than MAX_PREVIEW_BYTES. */
   bytes: Buffer;
-  /** Size of the whole body; larger than `bytes.length` when the preview is truncated. */
+  /** Size of the whole body; larger than `bytes.length` when the stored copy is not the whole body. */
   totalBytes: number;
   contentType: string | undefined;
 }
 
 /**
- * Seals the start of a request body for the approvals table. Bodies may carry personal data,
- * so they are encrypted like credentials, bound to the approval's id.
+ * Seals a request body for the approvals table. Bodies may carry personal data, so they are
+ * encrypted like credentials, bound to the approval's id. A body larger than MAX_PREVIEW_BYTES
+ * is not stored, because the page cannot show it whole and so it cannot be approved.
  */
 export async function sealBodyPreview(envelope: Envelope, approvalId: string, body: Buffer, contentType: string | undefined): Promise<string> {
-  const preview = { bytes: body.subarray(0, MAX_PREVIEW_BYTES).toString('base64'), total_bytes: body.length, content_type: contentType ?? null };
+  const stored = body.length <= MAX_PREVIEW_BYTES ? body : Buffer.alloc(0);
+  const preview = { bytes: stored.toString('base64'), total_bytes: body.length, content_type: contentType ?? null };
   return envelope.seal(JSON.stringify(preview), `approval:${approvalId}`);
 }
 
-/** Opens a sealed preview; undefined when there is none or it cannot be decrypted. */
+/**
+ * Opens a sealed preview; undefined when there is none or it cannot be decrypted. Approvals
+ * created by earlier versions hold the first 4 KiB of larger bodies; their `totalBytes` shows it.
+ */
 export async function openBodyPreview(envelope: Envelope, approvalId: string, sealed: string | null): Promise<BodyPreview | undefined> {
   if (sealed === null) return undefined;
   try {
@@ -30,18 +39,4 @@ export async function openBodyPreview(envelope: Envelope, approvalId: string, se
   } catch {
     return undefined;
   }
-}
-
-/**
- * Formats the preview as readable text: pretty JSON when the whole body is JSON that the approval
- * binds by its canonical form, and the body's own text otherwise. The page then shows the
- * arguments exactly as the binding reads them, so a duplicated member name is shown as sent.
- */
-export function formatPreview(preview: BodyPreview): { text: string; truncated: boolean; json: boolean } {
-  const truncated = preview.totalBytes > preview.bytes.length;
-  if (!truncated) {
-    const parsed = parseBindableJson(preview.bytes, preview.contentType);
-    if (parsed !== undefined) return { text: JSON.stringify(parsed.value, null, 2), truncated, json: true };
-  }
-  return { text: preview.bytes.toString('utf8'), truncated, json: false };
 }

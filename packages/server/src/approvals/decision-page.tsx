@@ -7,6 +7,8 @@ import { CsrfField } from '../web/layout.tsx';
  */
 export interface DecisionPageView {
   agentName: string;
+  /** Agents that handed the token on to the agent, the nearest first; empty when the person delegated to it directly. */
+  delegatingAgentNames?: string[] | undefined;
   /** The person the agent acts for, who is also the signed-in person. */
   personName: string;
   resourceName: string;
@@ -32,6 +34,12 @@ export function RequestTable(props: { id: string; view: DecisionPageView; expire
           <th>Agent</th>
           <td id="agent">{view.agentName}</td>
         </tr>
+        {view.delegatingAgentNames === undefined || view.delegatingAgentNames.length === 0 ? null : (
+          <tr>
+            <th>Token handed on by</th>
+            <td id="delegating-agents">{view.delegatingAgentNames.join(', which got it from ')}</td>
+          </tr>
+        )}
         <tr>
           <th>On behalf of</th>
           <td id="person">{view.personName}</td>
@@ -64,10 +72,13 @@ export function ArgumentsRow(props: { id: string; children: ComponentChildren })
 
 /**
  * Renders the request's status and, while the person can still decide, the Approve and Deny
- * forms. They post to `<path>/approve` and `<path>/deny` with the session's CSRF token.
+ * forms. They post to `<path>/approve` and `<path>/deny` with the page's CSRF token. With
+ * `approveUnavailable`, the page shows that message in place of the Approve form and offers
+ * only Deny. The route must reject approving too, because hiding the button does not stop a direct POST.
  */
-export function DecisionForms(props: { view: DecisionPageView; path: string; statusText: string; expired: boolean; decidable: boolean }) {
+export function DecisionForms(props: { view: DecisionPageView; path: string; statusText: string; expired: boolean; decidable: boolean; approveUnavailable?: string | undefined }) {
   const { view } = props;
+  const approvable = props.approveUnavailable === undefined;
   return (
     <>
       <p id="status" class="notice">
@@ -76,14 +87,21 @@ export function DecisionForms(props: { view: DecisionPageView; path: string; sta
 
       {props.decidable ? (
         <>
-          {view.needsFreshSignIn ? <p id="fresh-sign-in" class="notice">{`Approving asks for your password again, because you signed in more than ${describeDuration(view.maxAuthAgeSeconds)} ago.`}</p> : null}
+          {approvable ? null : (
+            <p id="approve-unavailable" class="error">
+              {props.approveUnavailable}
+            </p>
+          )}
+          {approvable && view.needsFreshSignIn ? <p id="fresh-sign-in" class="notice">{`Approving asks for your password again, because you signed in more than ${describeDuration(view.maxAuthAgeSeconds)} ago.`}</p> : null}
           <div class="actions">
-            <form method="post" action={`${props.path}/approve`}>
-              <CsrfField token={view.csrfToken} />
-              <button type="submit" id="approve">
-                Approve
-              </button>
-            </form>
+            {approvable ? (
+              <form method="post" action={`${props.path}/approve`}>
+                <CsrfField token={view.csrfToken} />
+                <button type="submit" id="approve">
+                  Approve
+                </button>
+              </form>
+            ) : null}
             <form method="post" action={`${props.path}/deny`}>
               <CsrfField token={view.csrfToken} />
               <button type="submit" id="deny" class="danger">

@@ -4,7 +4,9 @@ import type { ApprovalTable } from '../store/schema.ts';
 import type { Db } from '../store/db.ts';
 import { bindingHash, bindRequest, type BoundRequest } from './binding.ts';
 import { listPendingRequests, recordDecision, type DecisionFailure } from './decision.ts';
-import { sealBodyPreview } from './body-preview.ts';
+import { openBodyPreview, sealBodyPreview } from './body-preview.ts';
+import { readableBody, type ReadableBody } from './readable-body.ts';
+import type { ArgumentDeclarations } from '../policy/arguments.ts';
 
 export type Approval = ApprovalTable;
 
@@ -82,12 +84,35 @@ export function approvalStatus(approval: Approval, now: number): ApprovalStatus 
 }
 
 /**
+ * Reads the request body of an approval as the approval page shows it. `declarations` are the declared
+ * arguments of the approval's action, or undefined when they cannot be read (see readableBody).
+ */
+export async function readApprovalBody(ctx: Pick<ServerContext, 'envelope'>, approval: Approval, declarations: ArgumentDeclarations | undefined): Promise<ReadableBody> {
+  const preview = await openBodyPreview(ctx.envelope, approval.id, approval.body_preview);
+  return readableBody(preview, approval.body_hash, declarations);
+}
+
+/**
+ * Why an approval cannot be decided: a DecisionFailure, or `body_not_shown` when the person is
+ * to approve a request whose body the approval page cannot show whole.
+ */
+export type ApprovalDecisionFailure = DecisionFailure | 'body_not_shown';
+
+/**
  * Records the person's decision on a pending, unexpired approval of their own. The update
  * checks the status and expiry itself, so two concurrent decisions cannot both apply, and
  * the `approval.decided` audit entry commits in the same transaction: when the append fails
- * the approval stays pending and the error propagates.
+ * the approval stays pending and the error propagates. Approving fails with `body_not_shown`
+ * when the approval page cannot show the request body whole, because the person would approve
+ * what they were not shown. Denying is always possible.
  */
-export async function decideApproval(ctx: Ctx & Pick<ServerContext, 'audit'>, input: { id: string; userId: string; decision: 'approved' | 'denied'; requestId?: string }): Promise<{ ok: true; approval: Approval } | { ok: false; reason: DecisionFailure }> {
+export async function decideApproval(ctx: Ctx & Pick<ServerContext, 'audit'>, input: { id: string; userId: string; decision: 'approved' | 'denied'; requestId?: string }): Promise<{ ok: true; approval: Approval } | { ok: false; reason: ApprovalDecisionFailure }> {
+  if (input.decision === 'approved') {
+    // The stored body never changes after creation, so checking it before the update is final.
+    const approval = await findApproval(ctx, input.id);
+    if (approval !== undefined && approval.user_id === input.userId && (await readApprovalBody(ctx, approval, {})).kind === 'not_shown') return { ok: false, reason: 'body_not_shown' };
+  }
+
   const result = await recordDecision(ctx, 'approvals', input, async (trx) => {
     const approval = await trx.selectFrom('approvals').selectAll().where('id', '=', input.id).executeTakeFirstOrThrow();
     await ctx.audit(

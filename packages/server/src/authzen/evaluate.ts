@@ -8,6 +8,8 @@ import type { AccessTokenClaims } from '../oauth/access-token.ts';
 import { decideCall } from '../policy/decision-point.ts';
 import type { Decision, DecisionResult } from '../policy/decision.ts';
 import { findResourceByIdentifier } from '../resources/registry.ts';
+import { requestTarget } from '../gateway/path.ts';
+import { actionMismatch } from '../gateway/action-match.ts';
 import { canonicalJson } from '../util/canonical-json.ts';
 import type { EvaluationRequest } from './evaluation-request.ts';
 import { verifySubjectToken, type TokenSubject } from './subject-token.ts';
@@ -35,7 +37,7 @@ export interface EvaluationCaller {
  * registered, or the subject token may be invalid or of a kind Mandate does not evaluate. The
  * token's authorization details may exclude the call, or the evaluation itself may fail.
  */
-type EvaluationDenial = 'resource_unknown' | 'action_unknown' | 'token_invalid' | 'subject_unsupported' | 'authorization_details' | 'evaluation_error';
+type EvaluationDenial = 'resource_unknown' | 'action_unknown' | 'action_mismatch' | 'token_invalid' | 'subject_unsupported' | 'authorization_details' | 'evaluation_error';
 
 interface Outcome {
   result: DecisionResult;
@@ -99,33 +101,49 @@ async function decideEvaluation(ctx: ServerContext, request: EvaluationRequest):
 
   const action = resource.actions.find((candidate) => candidate.name === request.actionName);
   if (action === undefined) return deny('action_unknown', `The resource ${resource.name} has no action ${request.actionName}.`, { subject });
+  // The gateway picks the action from the method and path, so a described call that it would map
+  // to another action is not a call of this one, and a policy on this action must not judge it.
+  const mismatch = actionMismatch(resource.actions, action, request.method, request.target?.decoded);
+  if (mismatch !== undefined) return deny('action_mismatch', mismatch, { subject });
 
   // The decision point reads the current roles and policy: intersection, then Cedar conditions.
   const policy = await decideCall(ctx, {
     userId: subject.userId,
     agentId: subject.agentId,
+    delegatingAgentIds: subject.delegatingAgentIds,
     token: request.subjectToken,
     tokenScope: subject.scope,
     resource: { identifier: resource.identifier, name: resource.name },
     action,
     arguments: { values: request.arguments, duplicateNames: [] },
     method: request.method,
-    path: request.path,
+    path: request.target?.decoded,
+    query: request.target?.query,
   });
   const decided = policy.decision;
   if (decided.decision === 'deny') return { result: 'deny', deniedBy: decided.reasons.deniedBy ?? 'policy_error', check: 'policy', reason: denialReason(action.name, decided), subject, policy };
 
-  // RFC 9396: a token's authorization details limit it to the approved arguments. An advance
-  // approval given through CIBA replaces the approval this call needs, once, as at the gateway.
+  // RFC 9396: a token's authorization details limit it to the approved call. An unused advance
+  // approval given through CIBA replaces the approval this call needs. For a gateway resource the
+  // evaluation only checks, so the approval stays unused for the gateway call that uses it. For a
+  // resource without a gateway upstream the PEP's evaluation is the only enforcement, so it uses
+  // the approval, once. A detail that binds the method, path or query needs them in the context.
+  const usesApproval = resource.upstream_base_url === null;
   const detailed = await checkAuthorizationDetails(ctx, subject.claims, {
     resource: resource.identifier,
     action: action.name,
     body: request.arguments === undefined ? Buffer.alloc(0) : Buffer.from(canonicalJson(request.arguments), 'utf8'),
     contentType: request.arguments === undefined ? undefined : 'application/json',
+    method: request.method,
+    target: request.target,
     approvalRequired: decided.decision === 'approval_required',
+    mode: usesApproval ? 'use' : 'check',
   });
   if (detailed.kind === 'refused') return deny('authorization_details', detailed.error.description, { check: `authorization_details:${detailed.reason}`, subject, policy });
-  if (detailed.kind === 'approved') return { result: 'allow', reason: `The person approved this call of ${action.name} in advance.`, subject, policy, approvalId: detailed.approvalId };
+  if (detailed.kind === 'approved') {
+    const use = usesApproval ? 'this evaluation used it' : 'the approval is still unused, and the gateway call uses it';
+    return { result: 'allow', reason: `The person approved this call of ${action.name} in advance; ${use}.`, subject, policy, approvalId: detailed.approvalId };
+  }
 
   if (decided.decision === 'approval_required') {
     return {
@@ -157,6 +175,8 @@ function denialReason(actionName: string, decision: Decision): string {
       return `The action ${actionName} is not allowed: the access token does not carry this scope.`;
     case 'agent_roles':
       return `The action ${actionName} is not allowed: the agent's roles do not grant it.`;
+    case 'delegating_agent_roles':
+      return `The action ${actionName} is not allowed: the roles of an agent that handed this token on do not grant it.`;
     case 'user_roles':
       return `The action ${actionName} is not allowed: the person's roles do not grant it.`;
     case 'argument_type':
@@ -180,6 +200,7 @@ function responseOf(outcome: Outcome): AuthzenDecision {
   if (subject !== undefined) {
     if (subject.userId !== undefined) context.person = subject.userId;
     context.agent = subject.agentId;
+    if (subject.delegatingAgentIds.length > 0) context.delegating_agents = subject.delegatingAgentIds;
     context.scope = subject.scope;
     if (subject.delegationId !== undefined) context.delegation_id = subject.delegationId;
     // The PEP checks the DPoP proof of the request it received against this key thumbprint.
@@ -188,6 +209,7 @@ function responseOf(outcome: Outcome): AuthzenDecision {
   if (policy !== undefined && reasons !== undefined) {
     context.user_roles = reasons.userRoles;
     context.agent_roles = reasons.agentRoles;
+    if (reasons.delegatingAgentRoles !== undefined) context.delegating_agent_roles = reasons.delegatingAgentRoles;
     context.policies = reasons.policies;
     context.approval_required_by = reasons.approvalRequiredBy;
     context.policy_version = policy.decision.policyVersion;
@@ -212,7 +234,7 @@ function auditEntry(request: EvaluationRequest, caller: EvaluationCaller, outcom
       resource: request.resourceIdentifier,
       action: request.actionName,
       ...(request.method === undefined ? {} : { method: request.method }),
-      ...(request.path === undefined ? {} : { path: request.path.slice(0, 512) }),
+      ...(request.target === undefined ? {} : { path: requestTarget(request.target).slice(0, 512) }),
     },
     outcome: { decision: outcome.result === 'allow', result: outcome.result },
     reason: {

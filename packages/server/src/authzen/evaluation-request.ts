@@ -1,3 +1,5 @@
+import { normalizeUpstreamPath, type UpstreamPath } from '../gateway/path.ts';
+import { findCredentialParameter } from '../http/query-parameters.ts';
 import { InvalidRequest } from '../oauth/errors.ts';
 
 /**
@@ -20,7 +22,8 @@ const MAX_ID_LENGTH = 16 * 1024;
 const MAX_RESOURCE_ID_LENGTH = 2000;
 const MAX_ACTION_NAME_LENGTH = 200;
 const MAX_PATH_LENGTH = 4096;
-const METHOD = /^[A-Za-z]{1,16}$/;
+/** A method name as a request line carries it. Methods are case-sensitive (RFC 9110, section 9.1). */
+const METHOD = /^[A-Z]{1,16}$/;
 
 /** One access evaluation after validation: the only form the evaluation step accepts. */
 export interface EvaluationRequest {
@@ -32,10 +35,13 @@ export interface EvaluationRequest {
   actionName: string;
   /** `context.arguments`: the call's arguments, such as an MCP tool call's or a JSON body's members. */
   arguments?: Record<string, unknown> | undefined;
-  /** `context.method`, upper case. */
+  /** `context.method`, upper case as sent. */
   method?: string | undefined;
-  /** `context.path`: the request path without its query. */
-  path?: string | undefined;
+  /**
+   * `context.path` with its query, split, decoded and checked as the gateway does with the
+   * request target after `/gateway/<resource>`.
+   */
+  target?: UpstreamPath | undefined;
 }
 
 /** A validated Access Evaluations request: one evaluation, or a batch with its semantic. */
@@ -115,19 +121,55 @@ function parseEvaluation(request: JsonObject, prefix: string): EvaluationRequest
 
   const context = optionalObject(request.context, `${prefix}context`) ?? {};
   const callArguments = optionalObject(context.arguments, `${prefix}context.arguments`);
-  let method: string | undefined;
-  if (context.method !== undefined) {
-    method = requireString(context.method, `${prefix}context.method`, 16);
-    if (!METHOD.test(method)) throw new InvalidRequest(`${prefix}context.method must be an HTTP method name such as POST.`);
-    method = method.toUpperCase();
-  }
-  let path: string | undefined;
-  if (context.path !== undefined) {
-    path = requireString(context.path, `${prefix}context.path`, MAX_PATH_LENGTH);
-    if (!path.startsWith('/') || path.includes('?') || path.includes('#')) throw new InvalidRequest(`${prefix}context.path must start with / and contain no query or fragment.`);
-  }
+  const method = context.method === undefined ? undefined : parseMethod(context.method, `${prefix}context.method`);
+  const target = context.path === undefined ? undefined : parseTarget(context.path, `${prefix}context.path`);
+  // Policies read `context.query`, but Mandate takes it from `context.path` as the gateway takes it from the request target.
+  if (context.query !== undefined) throw new InvalidRequest(`${prefix}context.query is not accepted: send the query in ${prefix}context.path, after "?", as in /payments/42?dry_run=1.`);
 
-  return { subjectToken, resourceIdentifier, actionName, arguments: callArguments, method, path };
+  return { subjectToken, resourceIdentifier, actionName, arguments: callArguments, method, target };
+}
+
+/**
+ * Checks `context.method`. HTTP methods are case-sensitive (RFC 9110, section 9.1), and Node's
+ * HTTP parser rejects a request line with `get` or `Post` before the gateway receives it. A method
+ * that is not upper case is therefore rejected here too, not upper-cased, so Cedar never
+ * decides on a method that no gateway call could carry.
+ */
+function parseMethod(value: unknown, label: string): string {
+  const method = requireString(value, label, 16);
+  if (METHOD.test(method)) return method;
+  if (METHOD.test(method.toUpperCase())) {
+    throw new InvalidRequest(`${label} ${JSON.stringify(method)} is not upper case. HTTP methods are case-sensitive, so send the method exactly as the request line carried it, such as ${method.toUpperCase()}.`);
+  }
+  throw new InvalidRequest(`${label} must be an HTTP method name of upper-case letters, such as POST.`);
+}
+
+/**
+ * Checks `context.path`, the request path relative to the resource with its query, and returns
+ * it split and decoded as the gateway splits and decodes the request target after
+ * `/gateway/<resource>`, so Cedar reads the same `context.path` and `context.query` from both.
+ * Every target the gateway rejects is rejected here with the gateway's reason: a fragment, dot
+ * segments, empty segments, encoded slashes or backslashes, control characters, malformed
+ * percent-encoding and credentials in the query.
+ */
+function parseTarget(value: unknown, label: string): UpstreamPath {
+  const path = requireString(value, label, MAX_PATH_LENGTH);
+  if (!path.startsWith('/')) throw new InvalidRequest(`${label} must start with /: send the request path relative to the resource, such as /payments/42.`);
+  if (path.includes('#')) throw new InvalidRequest(`${label} must not contain a fragment.`);
+
+  const target = normalizedTarget(path, label);
+  const credential = findCredentialParameter(target.query);
+  if (credential !== undefined) throw new InvalidRequest(`${label} has the credential parameter ${credential} in its query. Remove it: Mandate does not record credentials.`);
+  return target;
+}
+
+function normalizedTarget(path: string, label: string): UpstreamPath {
+  try {
+    return normalizeUpstreamPath(path);
+  } catch (error) {
+    if (!(error instanceof InvalidRequest)) throw error;
+    throw new InvalidRequest(`${label} is invalid because the gateway rejects such a path: ${error.message}`);
+  }
 }
 
 function requireObject(value: unknown, label: string): JsonObject {

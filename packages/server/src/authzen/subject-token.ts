@@ -11,6 +11,8 @@ export interface TokenSubject {
   /** The person the agent acts for, absent for an agent's own client_credentials token. */
   userId?: string | undefined;
   agentId: string;
+  /** The agents that handed a delegated token on to `agentId`, the nearest first. */
+  delegatingAgentIds: string[];
   /** The token scope, narrowed to the delegation's current scope for a delegated token. */
   scope: string[];
   delegationId?: string | undefined;
@@ -40,7 +42,7 @@ export async function verifySubjectToken(ctx: ServerContext, token: string, reso
   try {
     const claims = await verifyDelegatedToken(ctx, token, resource.identifier);
     const caller = await checkDelegation(ctx, claims, resource.id);
-    return { kind: 'verified', subject: { claims, userId: caller.userId, agentId: caller.agentId, scope: [...caller.scope], delegationId: caller.delegation.id, jkt: boundJktOf(claims) } };
+    return { kind: 'verified', subject: { claims, userId: caller.userId, agentId: caller.agentId, delegatingAgentIds: caller.delegatingAgentIds, scope: [...caller.scope], delegationId: caller.delegation.id, jkt: boundJktOf(claims) } };
   } catch (error) {
     if (!(error instanceof CallerRejected)) throw error;
     if (error.check === 'not_delegated' && error.claims !== undefined) return agentOwnToken(ctx, error.claims);
@@ -63,5 +65,5 @@ async function agentOwnToken(ctx: ServerContext, claims: AccessTokenClaims): Pro
   if (client.status !== 'active') {
     return { kind: 'rejected', rejection: { deniedBy: 'token_invalid', check: 'agent_inactive', reason: 'The agent of this access token is disabled.', claims } };
   }
-  return { kind: 'verified', subject: { claims, agentId: client.client_id, scope: claims.scope.split(' ').filter((scope) => scope !== ''), jkt: boundJktOf(claims) } };
+  return { kind: 'verified', subject: { claims, agentId: client.client_id, delegatingAgentIds: [], scope: claims.scope.split(' ').filter((scope) => scope !== ''), jkt: boundJktOf(claims) } };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { compilePolicy, formatProblems } from '../policy/cedar-compile.ts';
 import { currentPolicyVersion, tenantCedarSchema } from '../policy/policy-store.ts';
-import { MAX_REPLAY_LIMIT, readRecordedDecisions, replayDecisions, type DecisionChange, type ReplayReport, type ReplayedResult } from '../policy/replay.ts';
+import { MAX_REPLAY_LIMIT, readRecordedDecisions, replayDecisions, type CallOutcome, type DecisionChange, type ReplayReport, type ReplayedResult } from '../policy/replay.ts';
 import { nowSeconds } from '../store/ids.ts';
 import { UsageError, formatTime, parseCommand, printJson, withContext, type CliIo } from './command.ts';
 
@@ -12,8 +12,9 @@ const SECONDS_PER_UNIT: Record<string, number> = { m: 60, h: 3600, d: 86_400 };
 /**
  * `mandate policy replay --candidate FILE [--since AGE|TIME] [--limit N] [--json]`: decides the
  * calls recorded in the audit log again with a candidate policy and lists each decision that
- * would change. The candidate is validated against the tenant's current resources first, and an
- * invalid one exits with 1 before any entry is read. Nothing is saved.
+ * would change, with what happened to each of those calls. The candidate is validated against the
+ * tenant's current resources first, and an invalid one exits with 1 before any entry is read.
+ * Nothing is saved.
  */
 export async function runPolicyReplay(args: string[], io: CliIo): Promise<number> {
   const { values } = parseCommand(args, { candidate: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } }, []);
@@ -62,7 +63,7 @@ function printChanges(io: CliIo, title: string, changes: DecisionChange[]): void
     const call = change.method === undefined && change.path === undefined ? '' : `  ${change.method ?? '-'} ${change.path ?? '-'}`;
     io.stdout(
       `  seq ${change.seq}  ${formatTime(change.createdAt)}  ${change.event}  person ${change.user ?? '-'}  agent ${change.agent ?? '-'}  resource ${resource}  action ${change.action ?? '-'}${call}: ` +
-        `${describeResult(change.recorded)} -> ${describeResult(change.candidate)}\n`,
+        `${describeResult(change.recorded)} -> ${describeResult(change.candidate)}; outcome: ${describeOutcome(change.outcome)}\n`,
     );
   }
 }
@@ -76,6 +77,25 @@ function describeResult(result: ReplayedResult): string {
   return details.length === 0 ? result.result : `${result.result} (${details.join('; ')})`;
 }
 
+/** Describes what happened to a recorded call after its decision, for the text report. */
+function describeOutcome(outcome: CallOutcome): string {
+  switch (outcome.kind) {
+    case 'forwarded':
+      if (outcome.upstreamError !== undefined) return `forwarded, the upstream request failed (${outcome.upstreamError})`;
+      return outcome.upstreamStatus === undefined ? 'forwarded' : `forwarded, upstream status ${outcome.upstreamStatus}`;
+    case 'denied': {
+      const check = outcome.check === undefined ? 'denied' : `denied by the ${outcome.check} check`;
+      return outcome.approvalFailure === undefined ? check : `${check} (approval ${outcome.approvalFailure})`;
+    }
+    case 'approval_pending':
+      return outcome.approvalId === undefined ? 'waiting for approval' : `waiting for approval ${outcome.approvalId}`;
+    case 'answered':
+      return `AuthZEN returned ${outcome.result ?? 'no result'}`;
+    case 'recorded':
+      return `recorded as ${outcome.event}`;
+  }
+}
+
 /** Converts the report to the snake_case member names of Mandate's other JSON output. */
 function reportJson(report: ReplayReport): Record<string, unknown> {
   const result = (item: ReplayedResult) => ({
@@ -86,10 +106,25 @@ function reportJson(report: ReplayReport): Record<string, unknown> {
     errors: item.errors,
     ...(item.policyVersion === undefined ? {} : { policy_version: item.policyVersion }),
   });
+  const outcome = (item: CallOutcome): Record<string, unknown> => {
+    switch (item.kind) {
+      case 'forwarded':
+        return { kind: item.kind, upstream_status: item.upstreamStatus, upstream_error: item.upstreamError };
+      case 'denied':
+        return { kind: item.kind, check: item.check, approval_failure: item.approvalFailure };
+      case 'approval_pending':
+        return { kind: item.kind, approval_id: item.approvalId };
+      case 'answered':
+        return { kind: item.kind, result: item.result };
+      case 'recorded':
+        return { kind: item.kind, event: item.event };
+    }
+  };
   const change = (item: DecisionChange) => ({
     seq: item.seq,
     created_at: item.createdAt,
     event: item.event,
+    request_id: item.requestId,
     user: item.user,
     agent: item.agent,
     resource: item.resource,
@@ -99,6 +134,7 @@ function reportJson(report: ReplayReport): Record<string, unknown> {
     path: item.path,
     recorded: result(item.recorded),
     candidate: result(item.candidate),
+    call_outcome: outcome(item.outcome),
   });
   return {
     decisions: report.decisions,

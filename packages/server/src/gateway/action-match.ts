@@ -24,3 +24,36 @@ export function matchAction(actions: ResourceAction[], method: string, decodedPa
 function prefixLength(prefix: string): number {
   return prefix.endsWith('/') ? prefix.length - 1 : prefix.length;
 }
+
+/**
+ * Returns why a call with this method and decoded path is not a call of `action`, or undefined
+ * when it is. The method or path may be unknown: only what is known is checked. A path under the
+ * action's prefix may still belong to a more specific action, because the gateway maps each call
+ * to the action with the longest matching prefix.
+ */
+export function actionMismatch(actions: ResourceAction[], action: ResourceAction, method: string | undefined, decodedPath: string | undefined): string | undefined {
+  const covered = `${action.method} ${action.path_prefix}`;
+  if (method !== undefined && action.method !== '*' && action.method.toUpperCase() !== method.toUpperCase()) {
+    return `The method ${method} is not the method of the action ${action.name}, which covers ${covered}.`;
+  }
+  if (decodedPath === undefined) return undefined;
+  if (!pathHasPrefix(decodedPath, action.path_prefix)) return `The path ${JSON.stringify(decodedPath)} is outside the action ${action.name}, which covers ${covered}.`;
+
+  // An action for every method (`*`) called with an unknown method leaves the method open, so only its prefix can be checked.
+  const effective = method ?? (action.method === '*' ? undefined : action.method);
+  if (effective === undefined) return undefined;
+  const mapped = matchAction(actions, effective, decodedPath);
+  if (mapped === undefined || mapped.name === action.name || !isMoreSpecific(mapped, action)) return undefined;
+  return `The gateway maps ${effective} ${decodedPath} to the action ${mapped.name}, not to ${action.name}.`;
+}
+
+/**
+ * Tells whether `winner` beats `other` for every call both cover: a longer prefix, or the same
+ * prefix with an exact method against `*`. Actions that tie on both (such as the `* /` actions
+ * of a resource that only AuthZEN protects) cover the same calls, and either one describes them.
+ */
+function isMoreSpecific(winner: ResourceAction, other: ResourceAction): boolean {
+  const byPrefix = prefixLength(winner.path_prefix) - prefixLength(other.path_prefix);
+  if (byPrefix !== 0) return byPrefix > 0;
+  return winner.method !== '*' && other.method === '*';
+}

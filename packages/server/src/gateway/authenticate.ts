@@ -1,5 +1,7 @@
 import type { ServerContext } from '../context.ts';
-import { isDelegationChainLive } from '../oauth/delegation.ts';
+import { activeAgentIds } from '../agents/clients.ts';
+import { readParentDelegations, type ParentDelegation } from '../oauth/delegation.ts';
+import { readActorChain } from '../oauth/grants/token-exchange/actor-chain.ts';
 import { verifyAccessToken, type AccessTokenClaims } from '../oauth/access-token.ts';
 import { AccessDenied, InvalidDpopProof, InvalidToken, MissingToken, UseDpopNonce } from '../oauth/errors.ts';
 import { verifyDpopResourceRequest, type PresentedToken, type ProofContext } from '../oauth/dpop/resource-request.ts';
@@ -13,6 +15,11 @@ export interface DelegatedCaller {
   claims: AccessTokenClaims;
   userId: string;
   agentId: string;
+  /**
+   * The agents that handed the token on to `agentId` by token exchange, the nearest first
+   * (the inner levels of `act`). Each of them must still be allowed the action too.
+   */
+  delegatingAgentIds: string[];
   delegation: DelegationTable;
   /** The token scope narrowed to the delegation's current scope. */
   scope: Set<string>;
@@ -79,7 +86,9 @@ export async function verifyDelegatedToken(ctx: ServerContext, token: string, au
 /**
  * Checks that the token's delegation is still valid: it exists, it is this person's grant to
  * this agent for this resource, it is not revoked, and the agent and the person are active.
- * Any failure is `invalid_token` (RFC 6750 §3.1: the token was revoked). Records the use.
+ * For a token handed on by token exchange, every parent delegation must be live and match the
+ * token's nested `act` claims, and every agent of the chain must be active. Any failure is
+ * `invalid_token` (RFC 6750 §3.1: the token was revoked). Records the use.
  */
 export async function checkDelegation(ctx: ServerContext, claims: AccessTokenClaims & { act: { sub: string }; delegation_id: string }, resourceId: string): Promise<DelegatedCaller> {
   const revoked = (check: string) => new CallerRejected(new InvalidToken('The delegation behind this access token was revoked.', { detail: `delegation check failed: ${check}` }), check, claims);
@@ -88,10 +97,14 @@ export async function checkDelegation(ctx: ServerContext, claims: AccessTokenCla
   if (delegation === undefined) throw revoked('delegation_not_found');
   if (delegation.user_id !== claims.sub || delegation.client_id !== claims.act.sub || delegation.resource_id !== resourceId) throw revoked('delegation_mismatch');
   if (delegation.revoked_at !== null) throw revoked('delegation_revoked');
-  if (!(await isDelegationChainLive(ctx, delegation))) throw revoked('parent_delegation_revoked');
+  const parents = await readParentDelegations(ctx, delegation);
+  if (parents === undefined) throw revoked('parent_delegation_revoked');
+  const delegatingAgentIds = parents.map((parent) => parent.client_id);
+  if (!chainMatches(claims, parents, resourceId)) throw revoked('actor_chain_mismatch');
 
-  const agent = await ctx.db.selectFrom('clients').select(['status', 'kind']).where('tenant_id', '=', ctx.tenantId).where('client_id', '=', claims.act.sub).executeTakeFirst();
-  if (agent === undefined || agent.status !== 'active' || agent.kind !== 'agent') throw revoked('agent_inactive');
+  const active = await activeAgentIds(ctx, [claims.act.sub, ...delegatingAgentIds]);
+  if (!active.has(claims.act.sub)) throw revoked('agent_inactive');
+  if (!delegatingAgentIds.every((id) => active.has(id))) throw revoked('delegating_agent_inactive');
 
   const user = await ctx.db.selectFrom('users').select('status').where('tenant_id', '=', ctx.tenantId).where('id', '=', claims.sub).executeTakeFirst();
   if (user === undefined || user.status !== 'active') throw revoked('user_inactive');
@@ -100,5 +113,21 @@ export async function checkDelegation(ctx: ServerContext, claims: AccessTokenCla
 
   const delegated = new Set(delegation.scope.split(' ').filter((scope) => scope !== ''));
   const scope = new Set(claims.scope.split(' ').filter((scope) => delegated.has(scope)));
-  return { claims, userId: claims.sub, agentId: claims.act.sub, delegation, scope };
+  return { claims, userId: claims.sub, agentId: claims.act.sub, delegatingAgentIds, delegation, scope };
+}
+
+/**
+ * Checks that the parent delegations are the ones the token's nested `act` claims name, in the
+ * same order, for the same person and resource. Token exchange records them together, so a
+ * difference means a damaged chain, and the token is refused.
+ */
+function chainMatches(claims: AccessTokenClaims, parents: readonly ParentDelegation[], resourceId: string): boolean {
+  let actors: string[];
+  try {
+    actors = readActorChain(claims.act, 'access token');
+  } catch {
+    return false;
+  }
+  if (actors.length !== parents.length + 1) return false;
+  return parents.every((parent, index) => parent.client_id === actors[index + 1] && parent.user_id === claims.sub && parent.resource_id === resourceId);
 }

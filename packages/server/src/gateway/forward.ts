@@ -3,20 +3,92 @@ import { request } from 'undici';
 import { OAuthError } from '../oauth/errors.ts';
 import { credentialForms, redactBuffer, redactText } from './redact.ts';
 import type { UpstreamPath } from './path.ts';
+import { OVERRIDE_FIELDS } from './request-checks.ts';
 
 /** Time allowed for the upstream to send its response headers, and then between body chunks. */
 export const UPSTREAM_TIMEOUT_MS = 10_000;
 /** Largest upstream response body the gateway relays; a larger one is a 502. */
 export const MAX_UPSTREAM_RESPONSE_BYTES = 10 * 1024 * 1024;
 
-/** RFC 9110 §7.6.1 hop-by-hop fields, plus proxy fields that only concern one connection. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/**
+ * RFC 9110 §7.6.1 hop-by-hop fields, plus proxy fields that only concern one connection and
+ * HTTP2-Settings, which belongs to an HTTP/1.1 upgrade (RFC 7540 §3.2.1).
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
 /**
- * Request fields never sent upstream: the caller's credentials and Mandate's own fields, fields
- * that describe the client's connection, and fields undici sets itself.
+ * Request fields never sent upstream. An upstream may trust any of them as set by its own
+ * proxy, or read them as the caller's identity, so the caller must not be able to supply them:
+ * - the caller's credentials for Mandate and Mandate's own fields;
+ * - the client address and route a proxy reports (RFC 7239 `Forwarded`, `Via`, and the
+ *   `X-Forwarded-*` family by prefix below);
+ * - the client certificate a TLS-terminating proxy passes on (RFC 9440 and older names);
+ * - the user an authenticating proxy signed in (more by prefix below);
+ * - method and path overrides, which the pipeline already rejects (OVERRIDE_FIELDS), stripped
+ *   here too so that no caller of `buildOutgoingRequest` forwards them;
+ * - fields undici sets itself.
  */
-const STRIPPED_REQUEST_FIELDS = new Set(['authorization', 'dpop', 'cookie', 'mandate-approval', 'host', 'forwarded', 'x-real-ip', 'content-length', 'expect', 'accept-encoding']);
+const STRIPPED_REQUEST_FIELDS = new Set([
+  'authorization',
+  'dpop',
+  'cookie',
+  'cookie2',
+  'mandate-approval',
+  'host',
+  'forwarded',
+  'via',
+  'x-forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'client-cert',
+  'client-cert-chain',
+  'ssl-client-cert',
+  'x-ssl-client-cert',
+  'x-client-cert',
+  'x-remote-user',
+  'x-authenticated-user',
+  'x-authenticated-userid',
+  'x-goog-iap-jwt-assertion',
+  ...OVERRIDE_FIELDS,
+  'content-length',
+  'expect',
+  'accept-encoding',
+]);
+
+/**
+ * Name prefixes of request fields never sent upstream: the `X-Forwarded-*` family, and the
+ * identity fields that common authenticating proxies add. These are `Remote-*` (Authelia and
+ * CGI-style `Remote-User`), oauth2-proxy `X-Auth-Request-*`, AWS ALB `X-Amzn-Oidc-*`, Cloudflare
+ * Access `Cf-Access-*`, Google IAP `X-Goog-Authenticated-User-*`, and Azure App Service
+ * `X-Ms-Client-Principal*` and `X-Ms-Token-*`.
+ * NOTE: an upstream behind another proxy may trust fields not listed here.
+ */
+const STRIPPED_REQUEST_PREFIXES = ['x-forwarded-', 'remote-', 'x-auth-request-', 'x-amzn-oidc-', 'cf-access-', 'x-goog-authenticated-user-', 'x-ms-client-principal', 'x-ms-token-'];
+
+/**
+ * The caller's end-to-end fields that a call forwarded on a person's approval keeps. The approval
+ * binds Content-Type as the media type of the arguments, and Accept and Accept-Language only
+ * choose the representation of the response, so none of them can make the upstream do more than
+ * the request the person saw. Every other field of the caller is withheld, among them:
+ * - conditional fields (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since,
+ *   If-Range) and Range, because they decide whether and how much of a request takes effect, and
+ *   the approval neither binds nor shows them;
+ * - Prefer, Idempotency-Key and custom fields, which an upstream may read as arguments.
+ *
+ * The fields are withheld, not rejected. The pipeline spends the approval before it builds the
+ * upstream request, so a rejection here would use up the person's decision without a call. HTTP
+ * clients also add fields of their own (Node.js 20 fetch sends User-Agent and Sec-Fetch-Mode),
+ * which would make ordinary retries fail. Withholding forwards the request as the person saw it.
+ */
+const APPROVED_CALL_FIELDS = new Set(['content-type', 'accept', 'accept-language']);
 
 /**
  * Response fields never relayed: cookies (they would be set for Mandate's origin), the
@@ -67,6 +139,8 @@ export interface OutgoingRequest {
   body: Buffer;
   /** Name of the request field that carries the credential, lower case. */
   credentialField: string;
+  /** Names of the caller's fields, lower case and sorted, that were not forwarded because the call is approved. */
+  withheldFields: string[];
 }
 
 export interface UpstreamResponse {
@@ -78,18 +152,26 @@ export interface UpstreamResponse {
 /**
  * Builds the upstream request: the URL is the configured base URL plus the checked path and
  * the query, never a host from the request. The caller's fields are copied except the ones
- * listed above, and the credential is injected last, so the caller cannot supply its own.
+ * listed above, and the credential is injected last, so the caller cannot supply its own. With
+ * `approvedCall` (the person approved this request) only the fields in APPROVED_CALL_FIELDS are
+ * copied.
  */
-export function buildOutgoingRequest(target: UpstreamTarget, path: UpstreamPath, method: string, incoming: IncomingHttpHeaders, body: Buffer, credential: string): OutgoingRequest {
+export function buildOutgoingRequest(target: UpstreamTarget, path: UpstreamPath, method: string, incoming: IncomingHttpHeaders, body: Buffer, credential: string, options: { approvedCall: boolean }): OutgoingRequest {
   const base = parseBaseUrl(target);
   const credentialField = credentialFieldName(target.auth);
 
   const connectionListed = listedInConnection(incoming.connection);
   const headers: Record<string, string | string[]> = {};
+  const withheldFields: string[] = [];
   for (const [name, value] of Object.entries(incoming)) {
     const lower = name.toLowerCase();
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(lower) || connectionListed.has(lower) || STRIPPED_REQUEST_FIELDS.has(lower) || lower.startsWith('x-forwarded-') || lower === credentialField) continue;
+    if (HOP_BY_HOP.has(lower) || connectionListed.has(lower) || STRIPPED_REQUEST_FIELDS.has(lower) || lower === credentialField) continue;
+    if (STRIPPED_REQUEST_PREFIXES.some((prefix) => lower.startsWith(prefix))) continue;
+    if (options.approvedCall && !APPROVED_CALL_FIELDS.has(lower)) {
+      withheldFields.push(lower);
+      continue;
+    }
     headers[lower] = value;
   }
 
@@ -99,7 +181,7 @@ export function buildOutgoingRequest(target: UpstreamTarget, path: UpstreamPath,
 
   const basePath = base.pathname.replace(/\/+$/, '');
   const url = `${base.origin}${basePath}${path.encoded}${path.query === '' ? '' : `?${path.query}`}`;
-  return { url, method: method.toUpperCase(), headers, body, credentialField };
+  return { url, method: method.toUpperCase(), headers, body, credentialField, withheldFields: withheldFields.sort() };
 }
 
 /**

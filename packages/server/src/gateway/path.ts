@@ -21,9 +21,7 @@ const LITERAL_PCHARS = /%(21|24|26|27|28|29|2A|2B|2C|3B|3D|3A|40)/g;
  * characters, empty segments and malformed percent-encoding.
  */
 export function normalizeUpstreamPath(rawTarget: string): UpstreamPath {
-  const queryStart = rawTarget.indexOf('?');
-  const rawPath = queryStart === -1 ? rawTarget : rawTarget.slice(0, queryStart);
-  const query = queryStart === -1 ? '' : rawTarget.slice(queryStart + 1);
+  const { rawPath, query } = splitRequestTarget(rawTarget);
 
   if (!rawPath.startsWith('/')) throw new InvalidRequest('The gateway path must start with "/" after the resource name.');
   if (rawPath.includes('#')) throw new InvalidRequest('The gateway path must not contain a fragment.');
@@ -43,6 +41,18 @@ export function normalizeUpstreamPath(rawTarget: string): UpstreamPath {
   const decoded = `/${decodedSegments.join('/')}`;
   const encoded = `/${decodedSegments.map(encodeSegment).join('/')}`;
   return { decoded, encoded, query };
+}
+
+/** Joins a normalized path and its query back into a request target, as audit entries and approvals record it. */
+export function requestTarget(path: UpstreamPath): string {
+  return path.query === '' ? path.encoded : `${path.encoded}?${path.query}`;
+}
+
+/** Splits a raw request target at its first `?` into the raw path and the query (without `?`), neither decoded. */
+export function splitRequestTarget(rawTarget: string): { rawPath: string; query: string } {
+  const queryStart = rawTarget.indexOf('?');
+  if (queryStart === -1) return { rawPath: rawTarget, query: '' };
+  return { rawPath: rawTarget.slice(0, queryStart), query: rawTarget.slice(queryStart + 1) };
 }
 
 function decodeSegment(rawSegment: string): string {

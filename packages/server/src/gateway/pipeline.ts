@@ -8,6 +8,7 @@ import { jsonBodyArguments } from '../policy/json-arguments.ts';
 import { findResourceByName } from '../resources/registry.ts';
 import { AccessDenied, InsufficientScope, InvalidRequest, MissingToken, OAuthError, TemporarilyUnavailable } from '../oauth/errors.ts';
 import { sha256Hex } from '../store/ids.ts';
+import { redactCredentialParameters } from '../http/query-parameters.ts';
 import { readCredential } from '../vault/connections.ts';
 import type { Approval } from '../approvals/service.ts';
 import type { Db } from '../store/db.ts';
@@ -16,7 +17,8 @@ import { matchAction } from './action-match.ts';
 import { APPROVAL_FIELD, ApprovalRejected, ApprovalRequired, passApprovalGate } from './approval-gate.ts';
 import { CallerRejected, checkDelegation, presentedToken, useDpopChallenge, verifyDelegatedToken, verifySenderConstraint } from './authenticate.ts';
 import { buildOutgoingRequest, sendUpstream, type OutgoingRequest, type UpstreamResponse } from './forward.ts';
-import { normalizeUpstreamPath, type UpstreamPath } from './path.ts';
+import { normalizeUpstreamPath, requestTarget, splitRequestTarget, type UpstreamPath } from './path.ts';
+import { checkNoOverride, checkQueryCredentials, OverrideRejected, QueryCredentialRejected } from './request-checks.ts';
 
 export interface GatewayRequest {
   /** The `<resource>` segment of `/gateway/<resource>/…`. */
@@ -52,11 +54,21 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
   const deny = async (error: OAuthError, reason: Record<string, unknown>): Promise<never> => {
     if (presented?.scheme === 'DPoP') useDpopChallenge(error);
     await auditQuietly(ctx, { event: 'gateway.denied', user: trail.user, agent: trail.agent, target: trail.target, outcome: { decision: 'denied', error: error.error, status: error.status }, reason: { ...trail.reason, ...reason }, request_id: input.requestId });
-    ctx.logger.info({ reqId: input.requestId, user: trail.user, agent: trail.agent, delegation: trail.reason.delegation_id, target: trail.target, error: error.error, check: reason.check }, 'gateway call denied');
+    ctx.logger.info({ reqId: input.requestId, user: trail.user, agent: trail.agent, delegation: trail.reason.delegation_id, target: loggedTarget(trail.target), error: error.error, check: reason.check }, 'gateway call denied');
     throw error;
   };
 
-  // a. Resource and token (RFC 6750 §2.1, §3.1; RFC 9449 §7.1).
+  // a. Credentials in the query, then resource and token (RFC 6750 §2.1, §2.3, §3.1; RFC 9449 §7.1).
+  //    The query is checked first: every later audit entry, log line and approval could record it.
+  const { rawPath, query } = splitRequestTarget(input.target);
+  try {
+    checkQueryCredentials(query);
+  } catch (error) {
+    if (!(error instanceof QueryCredentialRejected)) throw error;
+    const headerToken = presented === undefined ? {} : { token_digest: tokenDigest(presented.token) };
+    return deny(error, { check: 'query_credential', parameter: error.parameter, raw_path: rawPath.slice(0, 512), ...headerToken });
+  }
+
   if (presented === undefined) return deny(new MissingToken(), { check: 'token_missing' });
   const token = presented.token;
 
@@ -99,8 +111,15 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     if (!(error instanceof InvalidRequest)) throw error;
     return deny(error, { check: 'path_invalid', raw_path: input.target.slice(0, 512) });
   }
-  const pathWithQuery = path.query === '' ? path.encoded : `${path.encoded}?${path.query}`;
+  const pathWithQuery = requestTarget(path);
   trail.target = { ...trail.target, path: pathWithQuery };
+
+  try {
+    checkNoOverride(input.headers, path.query, input.body, singleField(input.headers['content-type']));
+  } catch (error) {
+    if (!(error instanceof OverrideRejected)) throw error;
+    return deny(error, { check: 'override', override: error.source });
+  }
 
   const action = matchAction(resource.actions, input.method, path.decoded);
   if (action === undefined) return deny(new AccessDenied(`No action of resource ${resource.name} covers ${input.method} ${path.decoded}.`), { check: 'action_unmapped' });
@@ -111,6 +130,7 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
   const { decision, audit: policyDecision } = await decideCall(ctx, {
     userId: caller.userId,
     agentId: caller.agentId,
+    delegatingAgentIds: caller.delegatingAgentIds,
     token,
     tokenScope: [...caller.scope],
     resource: { identifier: resource.identifier, name: resource.name },
@@ -118,12 +138,13 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     arguments: jsonBodyArguments(singleField(input.headers['content-type']), input.body),
     method: input.method.toUpperCase(),
     path: path.decoded,
+    query: path.query,
   });
   trail.reason = { ...trail.reason, user_roles: decision.reasons.userRoles, agent_roles: decision.reasons.agentRoles, policy_decision: policyDecision };
   if (decision.decision === 'deny') return deny(denialError(action.name, decision), { check: 'policy', denied_by: decision.reasons.deniedBy });
 
   // e. Approval of this exact request by the person, or the advance approval the token carries (CIBA).
-  const detailed = await checkAuthorizationDetails(ctx, caller.claims, { resource: resource.identifier, action: action.name, body: input.body, contentType: singleField(input.headers['content-type']), approvalRequired: decision.decision === 'approval_required' });
+  const detailed = await checkAuthorizationDetails(ctx, caller.claims, { resource: resource.identifier, action: action.name, body: input.body, contentType: singleField(input.headers['content-type']), method: input.method.toUpperCase(), target: path, approvalRequired: decision.decision === 'approval_required', mode: 'use' });
   if (detailed.kind === 'refused') return deny(detailed.error, { check: 'authorization_details', detail: detailed.reason });
   let approvalId: string | null = detailed.kind === 'approved' ? detailed.approvalId : null;
   if (decision.decision === 'approval_required' && approvalId === null) {
@@ -160,11 +181,13 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
 
   let outgoing: OutgoingRequest;
   try {
-    outgoing = buildOutgoingRequest({ baseUrl: resource.upstream_base_url, auth: resource.upstream_auth, allowLoopback: ctx.config.allowLoopbackUpstreams }, path, input.method, input.headers, input.body, credential);
+    // A call the person approved (here or in advance through CIBA) forwards only the fields the approval covers.
+    outgoing = buildOutgoingRequest({ baseUrl: resource.upstream_base_url, auth: resource.upstream_auth, allowLoopback: ctx.config.allowLoopbackUpstreams }, path, input.method, input.headers, input.body, credential, { approvedCall: approvalId !== null });
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
     return deny(error, { check: 'upstream_configuration', detail: error.message });
   }
+  if (outgoing.withheldFields.length > 0) trail.reason = { ...trail.reason, withheld_request_fields: outgoing.withheldFields };
 
   // g. The call is on the audit log before anything reaches the upstream.
   try {
@@ -183,7 +206,7 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     throw error;
   }
   await auditQuietly(ctx, { event: 'gateway.result', user: trail.user, agent: trail.agent, target: trail.target, outcome: { upstream_status: response.status, bytes: response.body.length }, reason: trail.reason, request_id: input.requestId });
-  ctx.logger.info({ reqId: input.requestId, user: trail.user, agent: trail.agent, delegation: trail.reason.delegation_id, target: trail.target, upstream_status: response.status }, 'gateway call forwarded');
+  ctx.logger.info({ reqId: input.requestId, user: trail.user, agent: trail.agent, delegation: trail.reason.delegation_id, target: loggedTarget(trail.target), upstream_status: response.status }, 'gateway call forwarded');
   return response;
 }
 
@@ -222,6 +245,8 @@ function denialError(actionName: string, decision: Decision): OAuthError {
       return new InsufficientScope(`The action ${actionName} is not allowed: the access token does not carry this scope.`, actionName);
     case 'agent_roles':
       return new InsufficientScope(`The action ${actionName} is not allowed: the agent's roles do not grant it.`, actionName);
+    case 'delegating_agent_roles':
+      return new InsufficientScope(`The action ${actionName} is not allowed: the roles of an agent that handed this token on do not grant it.`, actionName);
     case 'user_roles':
       return new InsufficientScope(`The action ${actionName} is not allowed: the person's roles do not grant it.`, actionName);
     case 'argument_type':
@@ -231,6 +256,11 @@ function denialError(actionName: string, decision: Decision): OAuthError {
     default:
       return new AccessDenied(`Mandate could not evaluate its policy for this call of ${actionName}, so the call is denied; the audit log has the reason.`);
   }
+}
+
+/** The audit target for a log line, with the values of keys, codes and credentials in its query hidden. */
+function loggedTarget(target: Record<string, unknown>): Record<string, unknown> {
+  return typeof target.path === 'string' ? { ...target, path: redactCredentialParameters(target.path) } : target;
 }
 
 function singleField(value: string | string[] | undefined): string | undefined {

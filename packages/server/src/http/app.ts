@@ -37,6 +37,8 @@ export async function buildApp(ctx: ServerContext, routes: RouteModule[]): Promi
   registerFormParser(app);
   registerNulCharacterCheck(app);
   await app.register(cookie);
+  // Cookie-based CSRF tokens (app.csrfProtection) guard only the sign-in form, which has no
+  // session yet. Every form under a session takes a token of that session (identity/session-csrf.ts).
   await app.register(csrf, { cookieOpts: { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.config.issuer.startsWith('https:') }, sessionPlugin: '@fastify/cookie' });
   await app.register(helmet, {
     contentSecurityPolicy: {

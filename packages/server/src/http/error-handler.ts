@@ -26,7 +26,7 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
   const status = (error as FastifyError).statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     const detail = publicRequestError(error as FastifyError);
-    request.log.info({ err: { code: (error as FastifyError).code, detail: error.message } }, 'malformed request');
+    request.log.info({ err: { code: (error as FastifyError).code, detail: loggedDetail(error as FastifyError, detail) } }, 'malformed request');
     if (isAdmin) return reply.code(status).type('application/problem+json').send(new Problem(status, 'Bad Request', detail).toJSON());
     if (status === 429) return reply.code(429).send({ error: 'slow_down', error_description: 'Too many requests; wait a minute and try again.' });
     return reply.code(status).send({ error: 'invalid_request', error_description: detail });
@@ -35,6 +35,15 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
   request.log.error({ err: error }, 'unexpected error');
   if (isAdmin) return reply.code(500).type('application/problem+json').send(new Problem(500, 'Internal Server Error', 'The server failed to handle the request; the log has the details.').toJSON());
   return reply.code(500).send({ error: 'server_error', error_description: 'The server failed to handle the request.' });
+}
+
+/**
+ * Returns the detail of a malformed request for the log. The router's URL errors quote the whole
+ * request URL, query included, so they are logged with the public detail instead: the request
+ * log line already has the URL, with credential parameters redacted.
+ */
+function loggedDetail(error: FastifyError, publicDetail: string): string {
+  return error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? publicDetail : error.message;
 }
 
 function publicRequestError(error: FastifyError): string {

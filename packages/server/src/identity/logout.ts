@@ -6,6 +6,7 @@ import { renderLogoutConfirmationPage, renderLogoutErrorPage, renderSignedOutPag
 import { validateLogoutRequest, type LogoutRequest } from './logout-request.ts';
 import { sendHtml } from './routes.ts';
 import { currentSession, endSession, type SignedIn } from './session.ts';
+import { createSessionCsrfToken, requireSessionCsrfToken } from './session-csrf.ts';
 
 /** The end_session_endpoint of OpenID Connect RP-Initiated Logout 1.0, named in the discovery metadata. */
 const LOGOUT_PATH = '/logout';
@@ -14,7 +15,8 @@ const CONFIRM_PATH = '/logout/confirm';
 /**
  * Registers the logout endpoint (RP-Initiated Logout 1.0 §2, GET and POST) and the confirmation
  * form it shows. The person signs out at once only when a valid `id_token_hint` came from their
- * current session. For every other request they confirm on a CSRF-protected form first.
+ * current session. For every other request they confirm first, on a form that carries a CSRF
+ * token of that session (session-csrf.ts).
  */
 export function registerLogoutRoutes(app: FastifyInstance, ctx: ServerContext): void {
   // The request log line would otherwise carry the ID token of a GET request in its URL.
@@ -34,7 +36,11 @@ export function registerLogoutRoutes(app: FastifyInstance, ctx: ServerContext): 
     return handleLogoutRequest(ctx, request, reply, params);
   });
 
-  app.post(CONFIRM_PATH, { preHandler: app.csrfProtection }, async (request, reply) => {
+  app.post(CONFIRM_PATH, async (request, reply) => {
+    // Without a session the form ends nothing and finishes as GET /logout would, which needs no token.
+    const signedIn = await currentSession(ctx, request);
+    if (signedIn !== undefined) requireSessionCsrfToken(request, signedIn, 'sign-out');
+
     let logout: LogoutRequest;
     try {
       // The form carries client_id, post_logout_redirect_uri and state, which are validated again.
@@ -43,7 +49,6 @@ export function registerLogoutRoutes(app: FastifyInstance, ctx: ServerContext): 
       return rejectLogoutRequest(request, reply, error);
     }
 
-    const signedIn = await currentSession(ctx, request);
     if (signedIn !== undefined) await signOut(ctx, request, reply, signedIn, logout, { confirmed: true });
     return finishLogout(reply, logout);
   });
@@ -59,21 +64,26 @@ async function handleLogoutRequest(ctx: ServerContext, request: FastifyRequest, 
 
   const signedIn = await currentSession(ctx, request);
 
-  // Logout is idempotent (§4): with no session there is nothing to end, and a validated
-  // post_logout_redirect_uri is still honoured. A cross-site POST does not carry the SameSite=Lax
-  // session cookie, so a POST without a visible session gets the confirmation page instead.
-  if (signedIn === undefined && request.method === 'GET') return finishLogout(reply, logout);
+  if (signedIn === undefined) {
+    // Logout is idempotent (§4): with no session there is nothing to end, and a validated
+    // post_logout_redirect_uri is still honoured.
+    if (request.method === 'GET') return finishLogout(reply, logout);
+    // A cross-site POST does not carry the SameSite=Lax session cookie, but the top-level GET
+    // that a 303 turns it into does. The GET shows the confirmation form for the session, or
+    // finishes the logout when there really is none. The ID token is not put into the URL.
+    return reply.header('cache-control', 'no-store').redirect(logoutUrl(carriedParameters(logout, params)), 303);
+  }
 
-  if (signedIn !== undefined && hintNamesSession(logout, signedIn)) {
+  if (hintNamesSession(logout, signedIn)) {
     await signOut(ctx, request, reply, signedIn, logout, { confirmed: false });
     return finishLogout(reply, logout);
   }
 
   const page = renderLogoutConfirmationPage({
-    personName: signedIn?.user.display_name,
+    personName: signedIn.user.display_name,
     clientName: logout.client?.name,
     params: carriedParameters(logout, params),
-    csrfToken: await reply.generateCsrf(),
+    csrfToken: createSessionCsrfToken(signedIn, 'sign-out'),
   });
   // Browsers apply form-action to the redirect that follows the form post as well.
   reply.header('content-security-policy', confirmationPolicy(logout.postLogoutRedirect));
@@ -136,6 +146,11 @@ function carriedParameters(logout: LogoutRequest, params: Record<string, unknown
     if (typeof value === 'string' && value !== '') carried[name] = value;
   }
   return carried;
+}
+
+function logoutUrl(params: Record<string, string>): string {
+  const query = new URLSearchParams(params).toString();
+  return query === '' ? LOGOUT_PATH : `${LOGOUT_PATH}?${query}`;
 }
 
 function confirmationPolicy(postLogoutRedirect: string | undefined): string {

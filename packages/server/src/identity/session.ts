@@ -10,6 +10,8 @@ export interface SignedIn {
   user: User;
   /** Unix time of the sign-in, for `auth_time` and for actions that need a recent sign-in. */
   authTime: number;
+  /** Key of the session's CSRF tokens (session-csrf.ts). It must never be logged or sent. */
+  csrfSecret: string;
 }
 
 /** Starts a session after a successful sign-in; only the hash of the session id is stored. */
@@ -29,17 +31,20 @@ export async function startSession(ctx: ServerContext, reply: FastifyReply, user
   });
 }
 
-/** Returns the signed-in person, or undefined when there is no live session for an active user. */
+/**
+ * Returns the signed-in person with the session's CSRF secret, or undefined when there is no live
+ * session of this tenant for an active user.
+ */
 export async function currentSession(ctx: ServerContext, request: FastifyRequest): Promise<SignedIn | undefined> {
   const sessionId = request.cookies[SESSION_COOKIE];
   if (sessionId === undefined || sessionId === '') return undefined;
 
-  const session = await ctx.db.selectFrom('sessions').selectAll().where('id_hash', '=', sha256Hex(sessionId)).executeTakeFirst();
-  if (session === undefined || session.expires_at <= nowSeconds()) return undefined;
+  const session = await ctx.db.selectFrom('sessions').selectAll().where('tenant_id', '=', ctx.tenantId).where('id_hash', '=', sha256Hex(sessionId)).executeTakeFirst();
+  if (session === undefined || Number(session.expires_at) <= nowSeconds()) return undefined;
 
   const user = await findUser(ctx, session.user_id);
   if (user === undefined || user.status !== 'active') return undefined;
-  return { user, authTime: Number(session.auth_time) };
+  return { user, authTime: Number(session.auth_time), csrfSecret: session.csrf_secret };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { currentSession, signInUrl, type SignedIn } from '../identity/session.ts';
+import { createSessionCsrfToken, requireSessionCsrfToken } from '../identity/session-csrf.ts';
 import { sendHtml } from '../identity/routes.ts';
 import { newSecret, nowSeconds, sha256Hex } from '../store/ids.ts';
 import { formBody } from '../http/form.ts';
@@ -41,7 +42,7 @@ export function registerAuthorizeRoutes(app: FastifyInstance, ctx: ServerContext
         actions: authorization.resource.actions.filter((action) => granted.scope.includes(action.name)),
         refused,
         params: carriedParameters(params),
-        csrfToken: await reply.generateCsrf(),
+        csrfToken: createSessionCsrfToken(signedIn, 'consent'),
       });
       // Browsers apply form-action to the redirect that follows the post, so the client's origin is allowed too.
       reply.header('content-security-policy', consentPolicy(authorization.redirectUri));
@@ -49,11 +50,14 @@ export function registerAuthorizeRoutes(app: FastifyInstance, ctx: ServerContext
     });
   });
 
-  app.post('/authorize/consent', { preHandler: app.csrfProtection }, async (request, reply) => {
+  app.post('/authorize/consent', async (request, reply) => {
     const params = formBody(request.body);
+    const signedIn = await currentSession(ctx, request);
+    // Signed out, nothing is granted below and the client gets login_required, so the token is
+    // checked only when there is a session.
+    if (signedIn !== undefined) requireSessionCsrfToken(request, signedIn, 'consent');
     return withAuthorizationErrors(ctx, reply, async () => {
       const authorization = await validateAuthorizationRequest(ctx, params);
-      const signedIn = await currentSession(ctx, request);
       if (signedIn === undefined) throw new AuthorizationRedirectError(authorization.redirectUri, authorization.state, new OAuthError('login_required', 400, 'The person is no longer signed in.'));
 
       if (params.decision !== 'allow') {

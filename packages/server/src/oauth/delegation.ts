@@ -13,7 +13,7 @@ export interface NewDelegation {
   parentDelegationId?: string | undefined;
 }
 
-/** Maximum number of parent delegations that `isDelegationChainLive` walks before it treats the chain as revoked. */
+/** Maximum number of parent delegations that `readParentDelegations` walks before it treats the chain as revoked. */
 const MAX_PARENT_DEPTH = 16;
 
 /** Records that a person lets an agent use these scopes on one resource, until revoked. */
@@ -42,18 +42,30 @@ export async function findLiveDelegation(ctx: Pick<ServerContext, 'db' | 'tenant
   return delegation === undefined || delegation.revoked_at !== null ? undefined : delegation;
 }
 
+/** A parent delegation as the chain walk reads it. */
+export type ParentDelegation = Pick<Delegation, 'id' | 'user_id' | 'client_id' | 'resource_id' | 'parent_delegation_id'>;
+
 /**
- * Checks that every parent of a delegation made by chained token exchange is still live, so
- * revoking an agent's delegation also ends the sub-agent delegations narrowed from it. A chain
- * longer than the walk allows counts as revoked.
+ * Reads the parents of a delegation made by chained token exchange, the nearest first: the
+ * delegation of the agent that handed the token on, then the one it got it from, and so on.
+ * Returns undefined when a parent is missing or revoked, so revoking an agent's delegation also
+ * ends the sub-agent delegations narrowed from it. A chain longer than the walk allows counts
+ * as revoked.
  */
-export async function isDelegationChainLive(ctx: Pick<ServerContext, 'db' | 'tenantId'>, delegation: Pick<Delegation, 'parent_delegation_id'>): Promise<boolean> {
+export async function readParentDelegations(ctx: Pick<ServerContext, 'db' | 'tenantId'>, delegation: Pick<Delegation, 'parent_delegation_id'>): Promise<ParentDelegation[] | undefined> {
+  const parents: ParentDelegation[] = [];
   let parentId = delegation.parent_delegation_id ?? null;
-  for (let depth = 0; parentId !== null; depth += 1) {
-    if (depth >= MAX_PARENT_DEPTH) return false;
-    const parent = await ctx.db.selectFrom('delegations').select(['revoked_at', 'parent_delegation_id']).where('tenant_id', '=', ctx.tenantId).where('id', '=', parentId).executeTakeFirst();
-    if (parent === undefined || parent.revoked_at !== null) return false;
+  while (parentId !== null) {
+    if (parents.length >= MAX_PARENT_DEPTH) return undefined;
+    const parent = await ctx.db
+      .selectFrom('delegations')
+      .select(['id', 'user_id', 'client_id', 'resource_id', 'revoked_at', 'parent_delegation_id'])
+      .where('tenant_id', '=', ctx.tenantId)
+      .where('id', '=', parentId)
+      .executeTakeFirst();
+    if (parent === undefined || parent.revoked_at !== null) return undefined;
+    parents.push(parent);
     parentId = parent.parent_delegation_id ?? null;
   }
-  return true;
+  return parents;
 }

@@ -62,15 +62,32 @@ export interface BoundArguments {
   typeErrors: string[];
 }
 
+/** A JSON number written as an integer: no fraction, no exponent (RFC 8259 §6 grammar). */
+const INTEGER_LITERAL = /^-?(?:0|[1-9][0-9]*)$/;
+
+/** Maximum length of a number literal that a type error message quotes. */
+const MAX_QUOTED_LITERAL = 40;
+
 /**
  * Picks the declared arguments out of a call's arguments and checks each against its type.
  * Undeclared arguments are left out. A declared argument of the wrong type is reported, never
  * dropped: dropping it would hide it from a policy that forbids on its value. So is a declared
- * argument named more than once (`duplicateNames`), whose value depends on the parser. A Long must be a
- * safe integer (|n| ≤ 2^53 − 1), because a larger JSON number has already lost precision in
- * JavaScript and Cedar would compare another value than the one the upstream reads.
+ * argument named more than once (`duplicateNames`), whose value depends on the parser.
+ *
+ * A Long must be a safe integer (|n| ≤ 2^53 − 1, inside Cedar's 64-bit range), because a larger
+ * JSON number has already lost precision in JavaScript and Cedar would compare another value
+ * than the one the upstream reads. When `numberLiterals` has the source text of a number member
+ * (the gateway reads it from the body), a Long must also be written as an integer literal,
+ * without fraction or exponent: JSON.parse reads `1e3` and `1000.0` as 1000, but an upstream that
+ * parses integers strictly may reject them or read another value. Arguments that did not come
+ * from JSON text (AuthZEN, CIBA, replay) are checked by value only.
  */
-export function bindArguments(declarations: ArgumentDeclarations, provided: Readonly<Record<string, unknown>> | undefined, duplicateNames: readonly string[] = []): BoundArguments {
+export function bindArguments(
+  declarations: ArgumentDeclarations,
+  provided: Readonly<Record<string, unknown>> | undefined,
+  duplicateNames: readonly string[] = [],
+  numberLiterals?: ReadonlyMap<string, string>,
+): BoundArguments {
   const values: Record<string, ArgumentValue> = {};
   const typeErrors: string[] = [];
   if (provided === undefined) return { values, typeErrors };
@@ -78,10 +95,11 @@ export function bindArguments(declarations: ArgumentDeclarations, provided: Read
   const providedNames = Object.keys(provided);
   for (const [name, type] of Object.entries(declarations)) {
     // Some JSON decoders match member names without regard to case (Go's encoding/json, for
-    // one), so `AMOUNT` next to `amount` could be the value an upstream acts on.
-    const caseVariants = providedNames.filter((other) => other !== name && other.toLowerCase() === name.toLowerCase());
-    if (caseVariants.length > 0) {
-      typeErrors.push(`argument ${name} also occurs as ${caseVariants.join(', ')}, which some JSON decoders read as the same member`);
+    // one), and others cut names at NUL, trim them or normalize Unicode, so `AMOUNT`, `amount `
+    // or a full-width `ａmount` next to `amount` could be the value an upstream acts on.
+    const variants = providedNames.filter((other) => other !== name && looseName(other) === looseName(name));
+    if (variants.length > 0) {
+      typeErrors.push(`argument ${name} also occurs as ${variants.map((variant) => JSON.stringify(variant)).join(', ')}, which some JSON decoders read as the same member`);
       continue;
     }
     if (!Object.hasOwn(provided, name)) continue;
@@ -91,18 +109,32 @@ export function bindArguments(declarations: ArgumentDeclarations, provided: Read
     }
 
     const value = provided[name];
-    if (matchesType(value, type)) values[name] = value;
-    else typeErrors.push(`argument ${name} must be a ${describeType(type)}, not ${describeValue(value)}`);
+    if (typeof value === 'string' && CONTROL_CHARACTER.test(value)) {
+      typeErrors.push(`argument ${name} contains a control character other than tab, line feed or carriage return, which decoders may cut the value at`);
+      continue;
+    }
+    const literal = type === 'Long' ? numberLiterals?.get(name) : undefined;
+    if (matchesType(value, type, literal)) values[name] = value;
+    else typeErrors.push(`argument ${name} must be a ${describeType(type)}, not ${describeValue(value, type, literal)}`);
   }
   return { values, typeErrors };
 }
 
-function matchesType(value: unknown, type: ArgumentType): value is ArgumentValue {
+/** C0 controls and DEL, except tab, line feed and carriage return. */
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+/** A member name as the most lenient decoder reads it: cut at NUL, NFKC-normalized, lower case, trimmed. */
+function looseName(name: string): string {
+  const nul = name.indexOf('\u0000');
+  return (nul === -1 ? name : name.slice(0, nul)).normalize('NFKC').toLowerCase().trim();
+}
+
+function matchesType(value: unknown, type: ArgumentType, literal: string | undefined): value is ArgumentValue {
   switch (type) {
     case 'String':
       return typeof value === 'string';
     case 'Long':
-      return typeof value === 'number' && Number.isSafeInteger(value);
+      return typeof value === 'number' && Number.isSafeInteger(value) && (literal === undefined || INTEGER_LITERAL.test(literal));
     case 'Boolean':
       return typeof value === 'boolean';
   }
@@ -113,16 +145,26 @@ function describeType(type: ArgumentType): string {
     case 'String':
       return 'JSON string';
     case 'Long':
-      return 'JSON integer between -(2^53 - 1) and 2^53 - 1';
+      return 'JSON integer between -(2^53 - 1) and 2^53 - 1, written without a fraction or exponent';
     case 'Boolean':
       return 'JSON boolean';
   }
 }
 
-function describeValue(value: unknown): string {
+/** Describes a value of the wrong type. For a Long, a number is described against the Long's range and form. */
+function describeValue(value: unknown, type: ArgumentType, literal: string | undefined): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer outside that range' : 'a number that is not an integer';
+  if (typeof value === 'number' && type !== 'Long') return 'a number';
+  if (typeof value === 'number') {
+    if (literal !== undefined && !INTEGER_LITERAL.test(literal) && Number.isSafeInteger(value)) return `${quoteLiteral(literal)}, which has a fraction or exponent`;
+    if (!Number.isFinite(value)) return 'a number outside that range';
+    return Number.isInteger(value) ? 'an integer outside that range' : 'a number that is not an integer';
+  }
   if (typeof value === 'object') return 'an object';
   return `a ${typeof value}`;
+}
+
+function quoteLiteral(literal: string): string {
+  return literal.length > MAX_QUOTED_LITERAL ? `${literal.slice(0, MAX_QUOTED_LITERAL)}…` : literal;
 }

@@ -7,6 +7,11 @@ import { AGENT_TYPE, PERSON_TYPE, RESOURCE_TYPE, cedarActionId } from './cedar-s
 export interface CedarRequest {
   /** The agent's client_id; the agent is the principal when it acts. */
   agentId?: string | undefined;
+  /**
+   * The agents that handed the token on to the agent, the nearest first. Each is a parent of the
+   * one after it in the entity hierarchy, so `principal in Agent::"a1"` matches a1's sub-agents.
+   */
+  delegatingAgentIds?: readonly string[] | undefined;
   /** The person's user id. It is the principal when no agent acts, and `context.person` always. */
   personId?: string | undefined;
   resourceIdentifier: string;
@@ -15,6 +20,7 @@ export interface CedarRequest {
   arguments: Readonly<Record<string, ArgumentValue>>;
   method?: string | undefined;
   path?: string | undefined;
+  query?: string | undefined;
 }
 
 /** Cedar's conclusion: no objection, a deny by plain forbids, an approval forbid, or an error. */
@@ -34,7 +40,7 @@ export function evaluateCedar(policySet: Extract<PolicySet, { kind: 'cedar' }>, 
   let principal: EntityUidJson;
   if (request.agentId !== undefined) {
     principal = { type: AGENT_TYPE, id: request.agentId };
-    entities.push({ uid: principal, attrs: {}, parents: [] });
+    entities.push(...agentEntities([request.agentId, ...(request.delegatingAgentIds ?? [])]));
   } else if (request.personId !== undefined) {
     principal = { type: PERSON_TYPE, id: request.personId };
   } else {
@@ -48,6 +54,7 @@ export function evaluateCedar(policySet: Extract<PolicySet, { kind: 'cedar' }>, 
   }
   if (request.method !== undefined) context.method = request.method;
   if (request.path !== undefined) context.path = request.path;
+  if (request.query !== undefined) context.query = request.query;
 
   const answer = statefulIsAuthorized({
     principal,
@@ -67,4 +74,12 @@ export function evaluateCedar(policySet: Extract<PolicySet, { kind: 'cedar' }>, 
   if (determining.length === 0) return { kind: 'error', errors: ['Cedar denied the request without naming a policy.'] };
   const plain = determining.filter((id) => !policySet.approvalPolicyIds.has(id));
   return plain.length > 0 ? { kind: 'forbid', policies: plain } : { kind: 'approval', policies: determining };
+}
+
+/** The acting agent and the agents that handed it the token, each entity a child of the next. */
+function agentEntities(chain: readonly string[]): EntityJson[] {
+  return chain.map((id, index) => {
+    const parent = chain[index + 1];
+    return { uid: { type: AGENT_TYPE, id }, attrs: {}, parents: parent === undefined ? [] : [{ type: AGENT_TYPE, id: parent }] };
+  });
 }

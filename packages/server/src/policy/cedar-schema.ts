@@ -22,8 +22,9 @@ export function cedarActionId(resourceName: string, actionName: string): string 
 
 /**
  * Builds the Cedar schema (JSON format) of a tenant from its resources. Every action applies
- * to an `Agent` or a `Person` principal and a `Resource`, and its context has an optional
- * `person` (the person an agent acts for), optional `method` and `path`, and an `arguments`
+ * to an `Agent` or a `Person` principal and a `Resource`; an `Agent` may be a member of other
+ * agents (the ones that handed it its token); and its context has an optional
+ * `person` (the person an agent acts for), optional `method`, `path` and `query`, and an `arguments`
  * record of the action's declared arguments. Each argument is optional, because a call may
  * leave it out, so strict validation makes a policy test it with `has` before reading it.
  */
@@ -41,6 +42,7 @@ export function buildCedarSchema(resources: readonly SchemaResource[]): SchemaJs
               person: { type: 'Entity', name: PERSON_TYPE, required: false },
               method: { type: 'String', required: false },
               path: { type: 'String', required: false },
+              query: { type: 'String', required: false },
               arguments: { type: 'Record', attributes: argumentAttributes(action.arguments), required: true },
             },
           },
@@ -53,7 +55,8 @@ export function buildCedarSchema(resources: readonly SchemaResource[]): SchemaJs
     '': {
       entityTypes: {
         [PERSON_TYPE]: {},
-        [AGENT_TYPE]: {},
+        // An agent is `in` each agent that handed it a token (sub-agent chains).
+        [AGENT_TYPE]: { memberOfTypes: [AGENT_TYPE] },
         [RESOURCE_TYPE]: { shape: { type: 'Record', attributes: { name: { type: 'String', required: true } } } },
       },
       actions,

@@ -12,6 +12,8 @@ import { policySetInForce } from './policy-store.ts';
 export interface CallToDecide {
   userId?: string | undefined;
   agentId?: string | undefined;
+  /** The agents that handed the token on to `agentId`, the nearest first. */
+  delegatingAgentIds?: readonly string[] | undefined;
   /** The access token. Only its digest reaches the audit log. */
   token?: string | undefined;
   tokenScope?: readonly string[] | undefined;
@@ -20,6 +22,8 @@ export interface CallToDecide {
   arguments: CallArguments;
   method?: string | undefined;
   path?: string | undefined;
+  /** The query string as sent, without `?`; absent or empty when the request has none. */
+  query?: string | undefined;
 }
 
 /** A decision with the record of it that goes into the audit entry of the call. */
@@ -29,14 +33,14 @@ export interface AuditedDecision {
 }
 
 /**
- * Reads what a decision depends on (the current roles of the person and the agent, the
- * policy in force) and decides. Roles are read on every call and the policy version too,
+ * Reads what a decision depends on (the current roles of the person, the agent and the agents
+ * that handed it the token, the policy in force) and decides. Roles are read on every call and the policy version too,
  * so a changed role, assignment or policy applies to the next call. A damaged argument
  * declaration denies with `policy_error`. Database errors propagate, and the caller fails
  * closed on them.
  */
 export async function decideCall(ctx: Pick<ServerContext, 'db' | 'tenantId' | 'logger'>, call: CallToDecide): Promise<AuditedDecision> {
-  const [permissions, policySet] = await Promise.all([readPartyPermissions(ctx, { userId: call.userId, agentId: call.agentId }), policySetInForce(ctx)]);
+  const [permissions, policySet] = await Promise.all([readPartyPermissions(ctx, { userId: call.userId, agentId: call.agentId, delegatingAgentIds: call.delegatingAgentIds }), policySetInForce(ctx)]);
 
   let declarations;
   try {
@@ -56,10 +60,20 @@ export async function decideCall(ctx: Pick<ServerContext, 'db' | 'tenantId' | 'l
     {
       person: call.userId === undefined || permissions.userPermissions === undefined ? undefined : { id: call.userId, permissions: permissions.userPermissions },
       agent: call.agentId === undefined || permissions.agentPermissions === undefined ? undefined : { id: call.agentId, permissions: permissions.agentPermissions },
+      delegatingAgents: (call.delegatingAgentIds ?? []).map((id) => ({ id, permissions: permissions.delegatingAgentPermissions?.get(id) ?? [] })),
       tokenScope: call.tokenScope,
       resource: call.resource,
       action: { name: call.action.name, requiresApproval: call.action.requires_approval === 1, arguments: declarations },
-      context: { arguments: call.arguments.values, duplicateArguments: call.arguments.duplicateNames, unreadableBody: call.arguments.unreadable, method: call.method, path: call.path },
+      context: {
+        arguments: call.arguments.values,
+        duplicateArguments: call.arguments.duplicateNames,
+        numberLiterals: call.arguments.numberLiterals,
+        unreadableBody: call.arguments.unreadable,
+        unreadableReason: call.arguments.unreadableReason,
+        method: call.method,
+        path: call.path,
+        query: call.query === '' ? undefined : call.query,
+      },
     },
     policySet,
   );
@@ -70,7 +84,7 @@ export async function decideCall(ctx: Pick<ServerContext, 'db' | 'tenantId' | 'l
 const MAX_AUDITED_STRING = 512;
 
 /** Denials of the intersection step, which `decide` checks before the arguments and the policy. */
-const INTERSECTION_DENIALS: ReadonlySet<DeniedBy> = new Set(['principal_missing', 'token_scope', 'agent_roles', 'user_roles']);
+const INTERSECTION_DENIALS: ReadonlySet<DeniedBy> = new Set(['principal_missing', 'token_scope', 'agent_roles', 'delegating_agent_roles', 'user_roles']);
 
 /**
  * Builds the audit record of a decision and its inputs: the token by digest only, the arguments
@@ -90,12 +104,14 @@ function auditRecord(call: CallToDecide, decision: Decision, declarations: Argum
     ...(declarations === undefined ? {} : { intersection_allowed: reasons.deniedBy === undefined || !INTERSECTION_DENIALS.has(reasons.deniedBy) }),
     user_roles: reasons.userRoles,
     agent_roles: reasons.agentRoles,
+    ...(reasons.delegatingAgentRoles === undefined ? {} : { delegating_agent_roles: reasons.delegatingAgentRoles }),
     policies: reasons.policies,
     approval_required_by: reasons.approvalRequiredBy,
     errors: reasons.errors,
     inputs: {
       ...(call.userId === undefined ? {} : { user: call.userId }),
       ...(call.agentId === undefined ? {} : { agent: call.agentId }),
+      ...(call.delegatingAgentIds === undefined || call.delegatingAgentIds.length === 0 ? {} : { delegating_agents: [...call.delegatingAgentIds] }),
       resource: call.resource.identifier,
       resource_name: call.resource.name,
       action: call.action.name,
@@ -103,6 +119,7 @@ function auditRecord(call: CallToDecide, decision: Decision, declarations: Argum
       ...(declarations === undefined ? {} : { declared_arguments: { ...declarations } }),
       ...(call.method === undefined ? {} : { method: call.method }),
       ...(call.path === undefined ? {} : { path: call.path }),
+      ...(call.query === undefined || call.query === '' ? {} : { query: call.query }),
       ...(call.token === undefined ? {} : { token_digest: tokenDigest(call.token) }),
       ...(call.tokenScope === undefined ? {} : { token_scope: [...call.tokenScope].sort() }),
       ...(call.arguments.values === undefined ? {} : { arguments_sha256: argumentsDigest(call.arguments.values) }),

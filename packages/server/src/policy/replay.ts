@@ -13,20 +13,34 @@ export const MAX_REPLAY_LIMIT = 100_000;
 const PAGE_SIZE = 1000;
 
 /**
- * `gateway.result` repeats the decision of the `gateway.call` entry before it, so it is not a
- * decision of its own.
+ * What happened to a call after its policy decision, as the audit entries of its request record
+ * it. The replay compares policy decisions, and the outcome shows a reader whether the call was
+ * actually forwarded, because a call that the policy allowed can still be denied by a later
+ * check (a refused approval, a missing upstream credential).
  */
-const REPEATING_EVENTS = new Set(['gateway.result']);
+export type CallOutcome =
+  /** `gateway.call`, with the upstream status or error of its `gateway.result` when one was read. */
+  | { kind: 'forwarded'; upstreamStatus?: number | undefined; upstreamError?: string | undefined }
+  /** `gateway.denied`, with the check that denied (`policy` when the decision itself denied). */
+  | { kind: 'denied'; check?: string | undefined; approvalFailure?: string | undefined }
+  /** `approval.requested`, or the `gateway.denied` of a repeated call whose approval is still pending. */
+  | { kind: 'approval_pending'; approvalId?: string | undefined }
+  /** `authzen.evaluation`: the result that the AuthZEN endpoint returned to the enforcement point. */
+  | { kind: 'answered'; result?: string | undefined }
+  /** Any other entry with a decision, such as `ciba.requested`. */
+  | { kind: 'recorded'; event: string };
 
-/** One audit entry that records a decision. */
+/** One recorded decision: the audit entry that recorded it, and the outcome of its call. */
 export interface RecordedEntry {
   seq: number;
   createdAt: number;
   event: string;
   user?: string | undefined;
   agent?: string | undefined;
+  requestId?: string | undefined;
   /** The recorded `policy_decision`, not yet validated. */
   decision: unknown;
+  outcome: CallOutcome;
 }
 
 /** A decision and its reasons, as the replay report shows it. */
@@ -44,6 +58,7 @@ export interface DecisionChange {
   seq: number;
   createdAt: number;
   event: string;
+  requestId?: string | undefined;
   user?: string | undefined;
   agent?: string | undefined;
   resource?: string | undefined;
@@ -53,17 +68,20 @@ export interface DecisionChange {
   path?: string | undefined;
   recorded: ReplayedResult;
   candidate: ReplayedResult;
+  outcome: CallOutcome;
 }
 
 export interface ReplayReport {
-  /** Decisions read from the audit log, replayed or not. */
+  /** Decisions read from the audit log, replayed or not: one per request (or AuthZEN batch item). */
   decisions: number;
   firstSeq?: number | undefined;
   lastSeq?: number | undefined;
   firstCreatedAt?: number | undefined;
   lastCreatedAt?: number | undefined;
   unchanged: number;
+  /** Recorded `allow`, candidate `deny`. */
   allowToDeny: DecisionChange[];
+  /** Recorded `deny`, candidate `allow`. */
   denyToAllow: DecisionChange[];
   /** Every change into or out of `approval_required`. */
   approvalChanges: DecisionChange[];
@@ -71,16 +89,36 @@ export interface ReplayReport {
   unreplayable: Array<{ seq: number; event: string; reason: string }>;
 }
 
+/** One audit entry with a `policy_decision`, as read from the log. */
+interface DecisionEntry extends Pick<RecordedEntry, 'seq' | 'createdAt' | 'event' | 'user' | 'agent' | 'requestId' | 'decision'> {
+  /** Tells the decisions of one request apart: the request id, and the item of an AuthZEN batch. */
+  requestKey?: string | undefined;
+  outcome: Record<string, unknown>;
+  reason: Record<string, unknown>;
+  target: Record<string, unknown>;
+}
+
 /**
- * Reads the tenant's most recent entries with a `policy_decision`, created at or after
- * `sinceSeconds`, at most `limit` of them, oldest first. The text filter only narrows the scan,
- * and each entry is checked again after parsing.
+ * Reads the tenant's most recent decisions, created at or after `sinceSeconds`, at most `limit`
+ * of them, oldest first. Each request counts once, although the gateway may record its decision
+ * in several entries: `gateway.call` and then `gateway.result` both carry it, and so would an
+ * `approval.requested` and a `gateway.denied` of the same request. The oldest entry of a request
+ * is its decision, and the newest gives the outcome. An agent's repeat of a call whose approval is
+ * still pending is a request of its own, decided again by the policy in force at that time, so it
+ * counts as a decision of its own. Entries without a request id each count once.
+ *
+ * The scan runs from the newest entry back. A `gateway.result` whose `gateway.call` lies beyond
+ * `--since` or the limit is left out with it. The text filter only narrows the scan, and each
+ * entry is checked again after parsing.
  */
 export async function readRecordedDecisions(ctx: Pick<ServerContext, 'db' | 'tenantId'>, options: { sinceSeconds: number; limit: number }): Promise<RecordedEntry[]> {
-  const entries: RecordedEntry[] = [];
+  const decisions: RecordedEntry[] = [];
+  const byRequest = new Map<string, RecordedEntry>();
+  const results = new Map<string, DecisionEntry>();
   let beforeSeq: number | undefined;
+  let full = false;
 
-  while (entries.length < options.limit) {
+  while (!full) {
     let query = ctx.db
       .selectFrom('audit_log')
       .select(['seq', 'created_at', 'entry'])
@@ -93,39 +131,99 @@ export async function readRecordedDecisions(ctx: Pick<ServerContext, 'db' | 'ten
     const rows = await query.execute();
 
     for (const row of rows) {
-      const entry = recordedEntry(Number(row.seq), Number(row.created_at), row.entry);
-      if (entry !== undefined && entries.length < options.limit) entries.push(entry);
+      const entry = decisionEntry(Number(row.seq), Number(row.created_at), row.entry);
+      if (entry === undefined) continue;
+
+      // A gateway.result is newer than its gateway.call, so it is read first and kept for it.
+      if (entry.event === 'gateway.result') {
+        if (entry.requestKey !== undefined && !results.has(entry.requestKey)) results.set(entry.requestKey, entry);
+        continue;
+      }
+
+      const known = entry.requestKey === undefined ? undefined : byRequest.get(entry.requestKey);
+      if (known !== undefined) {
+        // An older entry of a request already read: it recorded the decision first.
+        Object.assign(known, { seq: entry.seq, createdAt: entry.createdAt, event: entry.event, decision: entry.decision, user: entry.user ?? known.user, agent: entry.agent ?? known.agent });
+        continue;
+      }
+      if (decisions.length >= options.limit) {
+        // Read the rest of this page for older entries of requests already counted, then stop.
+        full = true;
+        continue;
+      }
+
+      const result = entry.requestKey === undefined ? undefined : results.get(entry.requestKey);
+      const recorded: RecordedEntry = { seq: entry.seq, createdAt: entry.createdAt, event: entry.event, user: entry.user, agent: entry.agent, requestId: entry.requestId, decision: entry.decision, outcome: callOutcome(entry, result) };
+      decisions.push(recorded);
+      if (entry.requestKey !== undefined) byRequest.set(entry.requestKey, recorded);
     }
     if (rows.length < PAGE_SIZE) break;
     beforeSeq = Number(rows.at(-1)?.seq);
   }
-  return entries.reverse();
+  return decisions.sort((first, second) => first.seq - second.seq);
 }
 
-function recordedEntry(seq: number, createdAt: number, text: string): RecordedEntry | undefined {
-  let parsed: Record<string, unknown>;
+function decisionEntry(seq: number, createdAt: number, text: string): DecisionEntry | undefined {
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(text) as Record<string, unknown>;
+    parsed = JSON.parse(text);
   } catch {
     return undefined;
   }
-  const event = typeof parsed.event === 'string' ? parsed.event : '';
-  const reason = parsed.reason;
-  if (REPEATING_EVENTS.has(event) || typeof reason !== 'object' || reason === null || !('policy_decision' in reason)) return undefined;
+  if (!isRecord(parsed) || !isRecord(parsed.reason) || !('policy_decision' in parsed.reason)) return undefined;
 
+  const reason = parsed.reason;
+  const requestId = stringOrUndefined(parsed.request_id);
+  const batchIndex = typeof reason.batch_index === 'number' ? reason.batch_index : undefined;
   return {
     seq,
     createdAt,
-    event,
-    user: typeof parsed.user === 'string' ? parsed.user : undefined,
-    agent: typeof parsed.agent === 'string' ? parsed.agent : undefined,
-    decision: (reason as Record<string, unknown>).policy_decision,
+    event: stringOrUndefined(parsed.event) ?? '',
+    user: stringOrUndefined(parsed.user),
+    agent: stringOrUndefined(parsed.agent),
+    requestId,
+    requestKey: requestId === undefined ? undefined : `${requestId}#${batchIndex ?? ''}`,
+    decision: reason.policy_decision,
+    outcome: isRecord(parsed.outcome) ? parsed.outcome : {},
+    reason,
+    target: isRecord(parsed.target) ? parsed.target : {},
   };
 }
 
+/** Reads the outcome of a call from the newest entry of its request and, after a `gateway.call`, its `gateway.result`. */
+function callOutcome(newest: DecisionEntry, result: DecisionEntry | undefined): CallOutcome {
+  switch (newest.event) {
+    case 'gateway.call':
+      return {
+        kind: 'forwarded',
+        upstreamStatus: typeof result?.outcome.upstream_status === 'number' ? result.outcome.upstream_status : undefined,
+        upstreamError: stringOrUndefined(result?.outcome.error),
+      };
+    case 'gateway.denied':
+      if (newest.outcome.decision === 'approval_required') return { kind: 'approval_pending', approvalId: stringOrUndefined(newest.reason.approval_id) };
+      return { kind: 'denied', check: stringOrUndefined(newest.reason.check), approvalFailure: stringOrUndefined(newest.reason.approval_failure) };
+    case 'approval.requested':
+      return { kind: 'approval_pending', approvalId: stringOrUndefined(newest.target.approval_id) };
+    case 'authzen.evaluation':
+      return { kind: 'answered', result: stringOrUndefined(newest.outcome.result) };
+    default:
+      return { kind: 'recorded', event: newest.event };
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function stringOrUndefined(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 /**
- * Decides each recorded call again with `candidate` and sorts the differences. A decision that
- * the roles, the token scope or the argument types made stays as recorded, because a policy
+ * Decides each recorded call again with `candidate` and sorts the differences. The comparison is
+ * between the recorded policy decision (`policy_decision.result`) and the candidate's decision,
+ * whatever happened to the call afterwards, which each change reports as its outcome. A decision
+ * that the roles, the token scope or the argument types made stays as recorded, because a policy
  * cannot change those. Every other decision is decided again by `decide` with the recorded
  * principals, roles, scope, action, method, path and arguments.
  */
@@ -180,6 +278,7 @@ function describeChange(entry: RecordedEntry, record: RecordedDecision, candidat
     seq: entry.seq,
     createdAt: entry.createdAt,
     event: entry.event,
+    requestId: entry.requestId,
     user: inputs.user ?? entry.user,
     agent: inputs.agent ?? entry.agent,
     resource: inputs.resource,
@@ -192,9 +291,10 @@ function describeChange(entry: RecordedEntry, record: RecordedDecision, candidat
       deniedBy: record.denied_by,
       policies: record.policies,
       approvalRequiredBy: record.approval_required_by ?? [],
-      errors: [],
+      errors: record.errors ?? [],
       policyVersion: record.policy_version,
     },
     candidate,
+    outcome: entry.outcome,
   };
 }

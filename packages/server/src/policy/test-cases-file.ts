@@ -7,12 +7,13 @@
 import { z } from 'zod';
 import { parseInput } from '../admin/input.ts';
 import { badRequest } from '../http/problem.ts';
+import { normalizeUpstreamPath } from '../gateway/path.ts';
 import { ARGUMENT_TYPES, MAX_DECLARED_ARGUMENTS, isArgumentName, type ArgumentDeclarations } from './arguments.ts';
 import type { DecisionResult, DeniedBy } from './decision.ts';
 import type { Permission } from './permissions.ts';
 
 const DECISIONS = ['allow', 'deny', 'approval_required'] as const satisfies readonly DecisionResult[];
-const DENIED_BY = ['principal_missing', 'token_scope', 'agent_roles', 'user_roles', 'argument_type', 'policy', 'policy_error'] as const satisfies readonly DeniedBy[];
+const DENIED_BY = ['principal_missing', 'token_scope', 'agent_roles', 'delegating_agent_roles', 'user_roles', 'argument_type', 'policy', 'policy_error'] as const satisfies readonly DeniedBy[];
 
 /** RFC 6749 §3.3 scope-token characters without `*`, as for the actions of registered resources. */
 const ACTION_NAME = /^[\x21\x23-\x29\x2B-\x5B\x5D-\x7E]{1,100}$/;
@@ -62,12 +63,28 @@ const party = z.strictObject({
 const caseInputs = {
   person: party.nullable().optional(),
   agent: party.nullable().optional(),
+  /** The agents that handed the token on to `agent`, the nearest first. */
+  delegating_agents: z.array(party).max(16).nullable().optional(),
   token_scope: z.array(z.string()).nullable().optional(),
   resource: z.string().optional(),
   action: z.string().optional(),
   arguments: z.record(z.string(), z.unknown()).optional(),
-  method: z.string().regex(/^[A-Za-z]{1,16}$/, 'must be an HTTP method').optional(),
-  path: z.string().startsWith('/', 'must start with /').optional(),
+  method: z.string().regex(/^[A-Z]{1,16}$/, 'must be an upper-case HTTP method, as the request line carries it').optional(),
+  /** The path as the gateway receives it; it is decoded and checked as the gateway does. */
+  path: z
+    .string()
+    .startsWith('/', 'must start with /')
+    .refine((value) => !value.includes('?'), 'must not contain a query: put it in query')
+    .transform((value, check) => {
+      try {
+        return normalizeUpstreamPath(value).decoded;
+      } catch (error) {
+        check.addIssue({ code: 'custom', message: `is a path the gateway rejects: ${(error as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  query: z.string().optional(),
 };
 
 const expectation = z.strictObject({
@@ -120,12 +137,14 @@ export interface ResolvedCase {
   name: string;
   person: TestParty | undefined;
   agent: TestParty | undefined;
+  delegatingAgents: TestParty[];
   tokenScope: string[] | undefined;
   resource: TestResource;
   action: TestResource['actions'][number];
   arguments: Record<string, unknown> | undefined;
   method: string | undefined;
   path: string | undefined;
+  query: string | undefined;
   expect: ExpectedDecision;
 }
 
@@ -166,16 +185,19 @@ export function parseTestFile(json: unknown, where: string): ParsedTestFile {
 
     const person = resolveParty(merged.person, file.roles, at('person'), problems);
     const agent = resolveParty(merged.agent, file.roles, at('agent'), problems);
+    const delegatingAgents = (merged.delegating_agents ?? []).map((item, position) => resolveParty(item, file.roles, at(`delegating_agents.${position}`), problems) as TestParty);
     return {
       name: raw.name,
       person,
       agent,
+      delegatingAgents,
       tokenScope: merged.token_scope ?? undefined,
       resource: found,
       action: foundAction,
       arguments: merged.arguments,
-      method: merged.method?.toUpperCase(),
+      method: merged.method,
       path: merged.path,
+      query: merged.query === '' ? undefined : merged.query,
       expect: raw.expect,
     };
   });

@@ -27,10 +27,11 @@ export function runTestCases(cases: readonly ResolvedCase[], policySet: PolicySe
       {
         person: testCase.person,
         agent: testCase.agent,
+        delegatingAgents: testCase.delegatingAgents,
         tokenScope: testCase.tokenScope,
         resource: { identifier: testCase.resource.identifier, name: testCase.resource.name },
         action: { name: testCase.action.name, requiresApproval: testCase.action.requiresApproval, arguments: testCase.action.arguments },
-        context: { arguments: testCase.arguments, method: testCase.method, path: testCase.path },
+        context: { arguments: testCase.arguments, method: testCase.method, path: testCase.path, query: testCase.query },
       },
       policySet,
     );
@@ -70,6 +71,7 @@ export function describeDecision(decision: Decision): string {
   if (reasons.policies.length > 0) details.push(`policies ${list(reasons.policies)}`);
   if (reasons.approvalRequiredBy.length > 0) details.push(`approval_required_by ${list(reasons.approvalRequiredBy)}`);
   details.push(`person roles ${list(reasons.userRoles)}`, `agent roles ${list(reasons.agentRoles)}`);
+  for (const [agentId, roles] of Object.entries(reasons.delegatingAgentRoles ?? {})) details.push(`roles of delegating agent ${agentId} ${list(roles)}`);
   if (reasons.errors.length > 0) details.push(`errors: ${reasons.errors.join(' | ')}`);
   return `${decision.decision} (${details.join('; ')})`;
 }

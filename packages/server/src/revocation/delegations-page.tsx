@@ -4,6 +4,7 @@ import type { DelegationView } from './delegations.ts';
 export interface DelegationsPageView {
   displayName: string;
   delegations: DelegationView[];
+  /** CSRF token of the delegation revocation form for the signed-in session (identity/session-csrf.ts). */
   csrfToken: string;
   notice?: string | undefined;
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { Problem } from '../http/problem.ts';
 import { currentSession, signInUrl } from '../identity/session.ts';
+import { createSessionCsrfToken, requireSessionCsrfToken } from '../identity/session-csrf.ts';
 import { listDelegations } from './delegations.ts';
 import { renderDelegationsPage } from './delegations-page.tsx';
 import { revokeDelegation } from './revoke.ts';
@@ -25,15 +26,17 @@ export function registerDelegationPages(app: FastifyInstance, ctx: ServerContext
     const page = renderDelegationsPage({
       displayName: session.user.display_name,
       delegations,
-      csrfToken: await reply.generateCsrf(),
+      csrfToken: createSessionCsrfToken(session, 'delegation revocation'),
       notice: typeof noticeKey === 'string' ? NOTICES[noticeKey] : undefined,
     });
     return sendPage(reply, page);
   });
 
-  app.post<{ Params: { id: string } }>(`${PAGE_PATH}/:id/revoke`, { preHandler: app.csrfProtection }, async (request, reply) => {
+  app.post<{ Params: { id: string } }>(`${PAGE_PATH}/:id/revoke`, async (request, reply) => {
     const session = await currentSession(ctx, request);
+    // Signed out, the form can do nothing, so the person signs in and returns to the page.
     if (session === undefined) return reply.redirect(`/login?return_to=${encodeURIComponent(PAGE_PATH)}`, 303);
+    requireSessionCsrfToken(request, session, 'delegation revocation');
 
     let notice: string;
     try {

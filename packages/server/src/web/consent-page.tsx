@@ -12,6 +12,7 @@ export interface ConsentView {
   refused: string[];
   /** The authorization request parameters, posted back unchanged with the decision. */
   params: Record<string, string>;
+  /** CSRF token of the consent form for the signed-in session (identity/session-csrf.ts). */
   csrfToken: string;
 }
 

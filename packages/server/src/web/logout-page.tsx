@@ -1,12 +1,13 @@
 import { CsrfField, renderPage } from './layout.tsx';
 
 export interface LogoutConfirmationView {
-  /** The signed-in person; undefined when the request did not carry the session cookie. */
-  personName: string | undefined;
+  /** The signed-in person, whose session the form's CSRF token belongs to. */
+  personName: string;
   /** The client that asked for the sign-out, when the request identified one. */
   clientName: string | undefined;
   /** Validated logout parameters, posted back unchanged with the confirmation. */
   params: Record<string, string>;
+  /** CSRF token of the sign-out form for the signed-in session (identity/session-csrf.ts). */
   csrfToken: string;
 }
 
@@ -16,7 +17,7 @@ export function renderLogoutConfirmationPage(view: LogoutConfirmationView): stri
     'Sign out',
     <>
       <h1>Sign out of Mandate?</h1>
-      {view.personName === undefined ? null : <p>{`Signed in as ${view.personName}.`}</p>}
+      <p>{`Signed in as ${view.personName}.`}</p>
       {view.clientName === undefined ? null : (
         <p>
           <strong>{view.clientName}</strong> asks you to sign out of Mandate as well.

@@ -173,3 +173,22 @@ describe('request arguments', () => {
     assert.deepEqual(json('{"__proto__":{"admin":true}}'), { form: 'json', mediaType: JSON_TYPE, sha256: sha256('{"__proto__":{"admin":true}}') });
   });
 });
+
+describe('approval binding of JSON charsets', () => {
+  const body = Buffer.from('{"to":"bob@example.test"}');
+
+  test('UTF-8 labels bind the canonical arguments', () => {
+    for (const contentType of ['application/json', 'application/json; charset=utf-8', 'application/json; charset="UTF-8"']) {
+      assert.equal(readRequestArguments(body, contentType).form, 'json', contentType);
+    }
+  });
+
+  test('other charsets bind the bytes and the whole type', () => {
+    for (const contentType of ['application/json; charset=utf-16', "application/json; charset*=utf-8''utf-16", 'application/json; charset=utf-8; charset=utf-16']) {
+      assert.deepEqual(readRequestArguments(body, contentType), { form: 'raw', mediaType: contentType, sha256: sha256(body) }, contentType);
+    }
+    const utf16 = bindingHash(bindRequest({ ...request, body, contentType: 'application/json; charset=utf-16' }));
+    const utf8 = bindingHash(bindRequest({ ...request, body, contentType: 'application/json; charset=utf-8' }));
+    assert.notEqual(utf16, utf8, 'an approval for one label does not cover the other');
+  });
+});

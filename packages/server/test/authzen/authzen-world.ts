@@ -1,28 +1,17 @@
 import type { AdminApi } from '../admin/admin-client.ts';
 import { clientCredentialsToken } from '../admin/admin-client.ts';
-import { PASSWORD, type World } from '../gateway/world.ts';
-import type { User } from '../../src/identity/users.ts';
+import { createAdminWorld, expectStatus, uniqueSuffix, type AdminWorld } from '../admin/admin-world.ts';
 import type { TestServer } from '../harness.ts';
 
 /** A resource that a PEP protects, with a person, an agent and the PEP, set up through the admin API. */
-export interface AuthzenWorld extends World {
+export interface AuthzenWorld extends AdminWorld {
   /** The PEP: an application that obtains `mandate:evaluate` tokens. */
   pepId: string;
   pepSecret: string;
-  userRole: string;
-  agentRole: string;
 }
 
 export const SUBJECT_TYPE = 'mandate_access_token';
 export const RESOURCE_TYPE = 'mandate_resource';
-
-let counter = 0;
-
-async function expectStatus(api: AdminApi, method: string, path: string, body: unknown, status: number): Promise<Record<string, unknown>> {
-  const response = await api.call(method, path, body);
-  if (response.status !== status) throw new Error(`${method} ${path} returned ${response.status}: ${JSON.stringify(response.json)}`);
-  return response.json;
-}
 
 /**
  * Creates, through the admin API, a resource `pay-<n>` with the identifier
@@ -32,53 +21,18 @@ async function expectStatus(api: AdminApi, method: string, path: string, body: u
  * `mail.read`, and `refund` (needs approval, amount Long).
  */
 export async function createAuthzenWorld(api: AdminApi): Promise<AuthzenWorld> {
-  counter += 1;
-  const suffix = `${counter}-${Math.random().toString(36).slice(2, 8)}`;
+  const suffix = uniqueSuffix();
   const resourceName = `pay-${suffix}`;
-  const identifier = `https://api.example.test/${resourceName}`;
+  const actions = [
+    { name: 'pay', arguments: { amount: 'Long', currency: 'String' } },
+    { name: 'mail.send', arguments: { to: 'String' } },
+    { name: 'mail.read' },
+    { name: 'refund', requires_approval: true, arguments: { amount: 'Long' } },
+  ];
+  const world = await createAdminWorld(api, suffix, { name: resourceName, identifier: `https://api.example.test/${resourceName}`, actions });
 
-  const resource = await expectStatus(
-    api,
-    'POST',
-    '/resources',
-    {
-      name: resourceName,
-      identifier,
-      actions: [
-        { name: 'pay', arguments: { amount: 'Long', currency: 'String' } },
-        { name: 'mail.send', arguments: { to: 'String' } },
-        { name: 'mail.read' },
-        { name: 'refund', requires_approval: true, arguments: { amount: 'Long' } },
-      ],
-    },
-    201,
-  );
-
-  const userRole = `payer-${suffix}`;
-  const agentRole = `pay-agent-${suffix}`;
-  await expectStatus(api, 'POST', '/roles', { name: userRole, permissions: [{ resource: identifier, action: '*' }] }, 201);
-  await expectStatus(api, 'POST', '/roles', { name: agentRole, permissions: [{ resource: identifier, action: '*' }] }, 201);
-
-  const user = await expectStatus(api, 'POST', '/users', { username: `payer-${suffix}`, password: PASSWORD, roles: [userRole] }, 201);
-  const agent = await expectStatus(api, 'POST', '/agents', { name: `Pay Agent ${suffix}`, roles: [agentRole] }, 201);
-  const application = await expectStatus(api, 'POST', '/applications', { name: `Pay App ${suffix}`, redirect_uris: ['http://127.0.0.1/callback'] }, 201);
   const pep = await expectStatus(api, 'POST', '/applications', { name: `Pay API ${suffix}`, redirect_uris: ['http://127.0.0.1/pep'] }, 201);
-
-  return {
-    user: user as unknown as User,
-    agentId: String(agent.client_id),
-    agentSecret: String(agent.client_secret),
-    applicationId: String(application.client_id),
-    resourceId: String(resource.id),
-    resourceName,
-    identifier,
-    userRoleId: '',
-    agentRoleId: '',
-    pepId: String(pep.client_id),
-    pepSecret: String(pep.client_secret),
-    userRole,
-    agentRole,
-  };
+  return { ...world, pepId: String(pep.client_id), pepSecret: String(pep.client_secret) };
 }
 
 /** Obtains the PEP's token for the Access Evaluation API with client_credentials at the real /token endpoint. */

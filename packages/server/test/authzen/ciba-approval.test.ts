@@ -50,7 +50,8 @@ test('CIBA approval from the decision context', async () => {
   assert.equal(approved.json.decision, true, 'the advance approval replaces the approval the call needs');
   assert.match(String((approved.json.context as Record<string, unknown>).approval_id), /^cib_/);
 
+  // This resource has no gateway upstream, so the PEP's evaluation is the enforcement and uses the approval once.
   const again = await callPdp(server, EVALUATION, evaluationOf(world, approvedToken, 'refund', { arguments: refund }), { token: pep });
-  assert.equal(again.json.decision, false, 'an advance approval allows one call');
+  assert.equal(again.json.decision, false, 'the advance approval allows one call');
   assert.equal((again.json.context as Record<string, unknown>).result, 'approval_required');
 });

@@ -188,7 +188,7 @@ forbid(principal, action == Action::"${world.resourceName}/pay", resource)
 when { context.arguments has amount && context.arguments.amount > 1000 };`,
   );
 
-  const small = await evaluate(pep, evaluationOf(world, agentToken, 'pay', { arguments: { amount: 10, currency: 'EUR' }, method: 'post', path: '/payments' }));
+  const small = await evaluate(pep, evaluationOf(world, agentToken, 'pay', { arguments: { amount: 10, currency: 'EUR' }, method: 'POST', path: '/payments' }));
   assert.equal(small.decision, true);
   assert.equal(small.context.policy_version, version);
 

@@ -116,15 +116,19 @@ describe('authorization endpoint rejects hostile requests', () => {
 
   test('POST /authorize/consent cases write nothing', async () => {
     const tables = ['delegations', 'authorization_codes', 'refresh_tokens'] as const;
+    // The consent form takes only the token of its page for the signed-in session.
+    const consentPage = await send(server, 'GET', `/authorize?${query()}`, { cookie: session.cookie });
+    const consentCsrf = /name="_csrf" value="([^"]+)"/.exec(consentPage.text)?.[1] ?? '';
+    assert.notEqual(consentCsrf, '', 'the consent page has a CSRF token');
     const before = await snapshot(server.ctx, [...tables]);
     const csrfOnly = session.cookie.split('; ').filter((cookie) => cookie.startsWith('_csrf=')).join('; ');
-    const consent = (changes: Record<string, string | undefined>, extra: Array<[string, string]> = []) => `_csrf=${encodeURIComponent(session.csrf)}&${query(changes, extra)}`;
+    const consent = (changes: Record<string, string | undefined>, extra: Array<[string, string]> = []) => `_csrf=${encodeURIComponent(consentCsrf)}&${query(changes, extra)}`;
 
     const cases: Array<Expected & { name: string; cookie?: string; mediaType?: string; body: string }> = [
       { name: 'CSRF token missing', body: query({ decision: 'allow' }), status: 403, error: 'invalid_request' },
-      { name: 'CSRF token wrong', body: `_csrf=${encodeURIComponent(`${session.csrf}x`)}&${query({ decision: 'allow' })}`, status: 403, error: 'invalid_request' },
-      { name: 'CSRF token repeated', body: `_csrf=${encodeURIComponent(session.csrf)}&${consent({ decision: 'allow' })}`, status: 403, error: 'invalid_request' },
-      { name: 'CSRF cookie missing', cookie: session.cookie.split('; ').filter((cookie) => !cookie.startsWith('_csrf=')).join('; '), body: consent({ decision: 'allow' }), status: 403, error: 'invalid_request' },
+      { name: 'CSRF token wrong', body: `_csrf=${encodeURIComponent(`${consentCsrf}x`)}&${query({ decision: 'allow' })}`, status: 403, error: 'invalid_request' },
+      { name: 'CSRF token repeated', body: `_csrf=${encodeURIComponent(consentCsrf)}&${consent({ decision: 'allow' })}`, status: 403, error: 'invalid_request' },
+      { name: 'CSRF token of the sign-in page', body: `_csrf=${encodeURIComponent(session.csrf)}&${query({ decision: 'allow' })}`, status: 403, error: 'invalid_request' },
       { name: 'JSON with a CSRF token', mediaType: 'application/json', body: JSON.stringify({ _csrf: session.csrf, decision: 'allow', client_id: world.agent.client.client_id }), status: 400, error: 'invalid_request' },
       { name: 'form over 64 KiB', body: `${consent({ decision: 'allow' })}&pad=${'x'.repeat(70_000)}`, status: 413, error: 'invalid_request' },
       { name: 'client_id missing', body: consent({ client_id: undefined, decision: 'allow' }), ...page },

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestServer, type TestServer } from '../harness.ts';
-import { agentOwnToken, createWorld, delegatedToken, startUpstream, type Upstream, type World } from '../gateway/world.ts';
+import { startGatewayFixture, type GatewayFixture } from '../gateway/gateway-fixture.ts';
+import { agentOwnToken } from '../gateway/world.ts';
 import { assertNoUnexpectedErrors, assertResponse, hostileTokens, send, snapshot, type Expected } from './requests.ts';
 
 interface Case extends Expected {
@@ -15,29 +15,22 @@ interface Case extends Expected {
 }
 
 describe('gateway rejects hostile requests', () => {
-  let server: TestServer;
-  let upstream: Upstream;
-  let world: World;
-  let token: string;
+  let gateway: GatewayFixture;
 
   before(async () => {
-    server = await startTestServer();
-    upstream = await startUpstream();
-    world = await createWorld(server, upstream.url);
-    token = await delegatedToken(server, world);
+    gateway = await startGatewayFixture();
   });
   after(async () => {
-    assertNoUnexpectedErrors(server);
-    await upstream.close();
-    await server.stop();
+    assertNoUnexpectedErrors(gateway.server);
+    await gateway.stop();
   });
 
   test('each case is denied before the upstream and writes no approval', async () => {
     const tables = ['approvals', 'delegations', 'refresh_tokens'] as const;
-    const before = await snapshot(server.ctx, [...tables]);
-    const tokens = await hostileTokens(server, world.identifier, world.user.id, world.agentId);
-    const own = await agentOwnToken(server, world);
-    const base = `/gateway/${world.resourceName}`;
+    const before = await snapshot(gateway.server.ctx, [...tables]);
+    const tokens = await hostileTokens(gateway.server, gateway.world.identifier, gateway.world.user.id, gateway.world.agentId);
+    const own = await agentOwnToken(gateway.server, gateway.world);
+    const base = `/gateway/${gateway.world.resourceName}`;
 
     // RFC 6750 §3: no credentials get a bare challenge; a bad token gets error="invalid_token".
     const missing: Expected = { status: 401, error: 'invalid_token', challenge: /^Bearer realm="mandate"$/ };
@@ -49,9 +42,9 @@ describe('gateway rejects hostile requests', () => {
       { name: 'no Authorization', path: `${base}/items`, authorization: null, ...missing },
       { name: 'Basic scheme', path: `${base}/items`, authorization: 'Basic YTpi', ...missing },
       // RFC 9449 §7.1: a bearer token under the DPoP scheme has no key to check a proof against.
-      { name: 'DPoP scheme, unbound token', path: `${base}/items`, authorization: `DPoP ${token}`, status: 401, error: 'invalid_token', challenge: /^DPoP realm="mandate", algs="[^"]+", error="invalid_token"/ },
+      { name: 'DPoP scheme, unbound token', path: `${base}/items`, authorization: `DPoP ${gateway.token}`, status: 401, error: 'invalid_token', challenge: /^DPoP realm="mandate", algs="[^"]+", error="invalid_token"/ },
       { name: 'Bearer without token', path: `${base}/items`, authorization: 'Bearer', ...missing },
-      { name: 'Bearer with two tokens', path: `${base}/items`, authorization: `Bearer ${token} ${token}`, ...missing },
+      { name: 'Bearer with two tokens', path: `${base}/items`, authorization: `Bearer ${gateway.token} ${gateway.token}`, ...missing },
       { name: 'Bearer with bad characters', path: `${base}/items`, authorization: 'Bearer a"b;c', ...missing },
       { name: 'Bearer garbage', path: `${base}/items`, authorization: `Bearer ${tokens.garbage}`, ...invalid },
       { name: 'Bearer two parts', path: `${base}/items`, authorization: `Bearer ${tokens.twoParts}`, ...invalid },
@@ -68,7 +61,7 @@ describe('gateway rejects hostile requests', () => {
       { name: 'resource with NUL', path: '/gateway/files%00/items', ...malformed },
       { name: 'resource bad encoding', path: '/gateway/%zz/items', ...malformed },
       { name: 'resource 3000 characters', path: `/gateway/${'r'.repeat(3000)}/items`, status: 414, error: 'invalid_request' },
-      { name: 'resource without path', path: `/gateway/${world.resourceName}`, status: 404, error: 'invalid_request' },
+      { name: 'resource without path', path: `/gateway/${gateway.world.resourceName}`, status: 404, error: 'invalid_request' },
 
       // The path after the resource (dot segments, encoded separators, control characters)
       { name: 'encoded dot-dot', path: `${base}/items/%2e%2e/%2e%2e/secret`, ...malformed },
@@ -89,13 +82,13 @@ describe('gateway rejects hostile requests', () => {
 
     for (const entry of cases) {
       const headers: Record<string, string> = { ...entry.headers };
-      if (entry.authorization !== null) headers.authorization = entry.authorization ?? `Bearer ${token}`;
-      const response = await send(server, entry.method ?? 'GET', entry.path, headers, entry.body);
+      if (entry.authorization !== null) headers.authorization = entry.authorization ?? `Bearer ${gateway.token}`;
+      const response = await send(gateway.server, entry.method ?? 'GET', entry.path, headers, entry.body);
       assertResponse(response, entry, entry.name);
     }
 
-    assert.equal(upstream.received.length, 0, 'nothing reached the upstream');
-    const after = await snapshot(server.ctx, [...tables]);
+    assert.equal(gateway.upstream.received.length, 0, 'nothing reached the upstream');
+    const after = await snapshot(gateway.server.ctx, [...tables]);
     assert.deepEqual(after, before);
   });
 });

@@ -22,6 +22,10 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
   let session: PageSession;
   let bobDelegation: string;
   let bobApproval: string;
+  /** The CSRF token of Alice's own approval page: decision forms take only a token of the signed-in session. */
+  let approvalCsrf: string;
+  /** The CSRF token of Alice's delegations page, which its revoke forms take. */
+  let revokeCsrf: string;
 
   before(async () => {
     server = await startTestServer();
@@ -32,6 +36,15 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
     bobDelegation = delegation.id;
     const created = await createApproval(server.ctx, { userId: world.bob.id, agentId: world.agent.client.client_id, resource: world.resource.identifier, action: 'mail.send', method: 'POST', path: '/messages', delegationId: delegation.id, resourceId: world.resource.id, body: Buffer.from('{}') });
     bobApproval = created.approval.id;
+
+    const aliceDelegation = await createDelegation(server.ctx, { userId: world.alice.id, clientId: world.agent.client.client_id, resourceId: world.resource.id, scope: ['mail.read'], source: 'consent' });
+    const own = await createApproval(server.ctx, { userId: world.alice.id, agentId: world.agent.client.client_id, resource: world.resource.identifier, action: 'mail.send', method: 'POST', path: '/messages', delegationId: aliceDelegation.id, resourceId: world.resource.id, body: Buffer.from('{}') });
+    const page = await send(server, 'GET', `/approvals/${own.approval.id}`, { cookie: session.cookie });
+    approvalCsrf = /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    assert.notEqual(approvalCsrf, '', 'the own approval page has a CSRF token');
+    const delegations = await send(server, 'GET', '/account/delegations', { cookie: session.cookie });
+    revokeCsrf = /name="_csrf" value="([^"]+)"/.exec(delegations.text)?.[1] ?? '';
+    assert.notEqual(revokeCsrf, '', 'the delegations page has a CSRF token');
   });
   after(async () => {
     assertNoUnexpectedErrors(server);
@@ -40,6 +53,8 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
 
   const csrfOnly = () => session.cookie.split('; ').filter((cookie) => cookie.startsWith('_csrf=')).join('; ');
   const withCsrf = (fields = '') => `_csrf=${encodeURIComponent(session.csrf)}${fields === '' ? '' : `&${fields}`}`;
+  const withApprovalCsrf = () => `_csrf=${encodeURIComponent(approvalCsrf)}`;
+  const withRevokeCsrf = () => `_csrf=${encodeURIComponent(revokeCsrf)}`;
   const html = (status: number): Expected => ({ status, contentType: HTML_TYPE });
   const csrfRejected: Expected = { status: 403, error: 'invalid_request' };
 
@@ -80,6 +95,7 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
       { name: 'logout client_id repeated', method: 'GET', path: '/logout?client_id=a&client_id=b', ...html(400) },
       { name: 'logout confirm CSRF token missing', method: 'POST', path: '/logout/confirm', body: '', ...csrfRejected },
       { name: 'logout confirm CSRF token wrong', method: 'POST', path: '/logout/confirm', body: '_csrf=forged', ...csrfRejected },
+      { name: 'logout confirm with the sign-in page token', method: 'POST', path: '/logout/confirm', body: withCsrf(), ...csrfRejected },
       { name: 'logout confirm by GET', method: 'GET', path: '/logout/confirm', status: 404, error: 'invalid_request' },
       { name: 'logout by HEAD', method: 'HEAD', path: '/logout', status: 404 },
 
@@ -91,11 +107,12 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
       { name: 'delegations notice repeated', method: 'GET', path: '/account/delegations?notice=revoked&notice=revoked', ...html(200) },
       { name: 'revoke CSRF token missing', method: 'POST', path: `/account/delegations/${bobDelegation}/revoke`, body: '', ...csrfRejected },
       { name: 'revoke CSRF token wrong', method: 'POST', path: `/account/delegations/${bobDelegation}/revoke`, body: '_csrf=forged', ...csrfRejected },
-      { name: 'revoke another person\'s delegation', method: 'POST', path: `/account/delegations/${bobDelegation}/revoke`, body: withCsrf(), status: 303, location: /notice=not-found$/ },
-      { name: 'revoke unknown id', method: 'POST', path: '/account/delegations/dlg_unknown/revoke', body: withCsrf(), status: 303, location: /notice=not-found$/ },
-      { name: 'revoke id with NUL', method: 'POST', path: '/account/delegations/dlg%00/revoke', body: withCsrf(), status: 400, error: 'invalid_request' },
-      { name: 'revoke id bad encoding', method: 'POST', path: '/account/delegations/%zz/revoke', body: withCsrf(), status: 400, error: 'invalid_request' },
-      { name: 'revoke id 3000 characters', method: 'POST', path: `/account/delegations/${'d'.repeat(3000)}/revoke`, body: withCsrf(), status: 414, error: 'invalid_request' },
+      { name: 'revoke with the sign-in page token', method: 'POST', path: `/account/delegations/${bobDelegation}/revoke`, body: withCsrf(), ...csrfRejected },
+      { name: 'revoke another person\'s delegation', method: 'POST', path: `/account/delegations/${bobDelegation}/revoke`, body: withRevokeCsrf(), status: 303, location: /notice=not-found$/ },
+      { name: 'revoke unknown id', method: 'POST', path: '/account/delegations/dlg_unknown/revoke', body: withRevokeCsrf(), status: 303, location: /notice=not-found$/ },
+      { name: 'revoke id with NUL', method: 'POST', path: '/account/delegations/dlg%00/revoke', body: withRevokeCsrf(), status: 400, error: 'invalid_request' },
+      { name: 'revoke id bad encoding', method: 'POST', path: '/account/delegations/%zz/revoke', body: withRevokeCsrf(), status: 400, error: 'invalid_request' },
+      { name: 'revoke id 3000 characters', method: 'POST', path: `/account/delegations/${'d'.repeat(3000)}/revoke`, body: withRevokeCsrf(), status: 414, error: 'invalid_request' },
       { name: 'revoke signed out', method: 'POST', path: `/account/delegations/${bobDelegation}/revoke`, cookie: csrfOnly(), body: withCsrf(), status: 303, location: /^\/login\?/ },
       { name: 'revoke by GET', method: 'GET', path: `/account/delegations/${bobDelegation}/revoke`, status: 404, error: 'invalid_request' },
 
@@ -109,10 +126,11 @@ describe('sign-in, delegation and approval pages reject hostile requests', () =>
       { name: 'approval id 3000 characters', method: 'GET', path: `/approvals/apr_${'a'.repeat(3000)}`, status: 414, error: 'invalid_request' },
       { name: 'approve CSRF token missing', method: 'POST', path: `/approvals/${bobApproval}/approve`, body: '', ...csrfRejected },
       { name: 'deny CSRF token wrong', method: 'POST', path: `/approvals/${bobApproval}/deny`, body: '_csrf=forged', ...csrfRejected },
-      { name: 'approve another person\'s approval', method: 'POST', path: `/approvals/${bobApproval}/approve`, body: withCsrf(), ...html(404) },
-      { name: 'deny another person\'s approval', method: 'POST', path: `/approvals/${bobApproval}/deny`, body: withCsrf(), ...html(404) },
-      { name: 'approve unknown id', method: 'POST', path: '/approvals/apr_unknown/approve', body: withCsrf(), ...html(404) },
-      { name: 'approve signed out', method: 'POST', path: `/approvals/${bobApproval}/approve`, cookie: csrfOnly(), body: withCsrf(), status: 303, location: /^\/login\?/ },
+      { name: 'approve with the sign-in page token', method: 'POST', path: `/approvals/${bobApproval}/approve`, body: withCsrf(), ...csrfRejected },
+      { name: 'approve another person\'s approval', method: 'POST', path: `/approvals/${bobApproval}/approve`, body: withApprovalCsrf(), ...html(404) },
+      { name: 'deny another person\'s approval', method: 'POST', path: `/approvals/${bobApproval}/deny`, body: withApprovalCsrf(), ...html(404) },
+      { name: 'approve unknown id', method: 'POST', path: '/approvals/apr_unknown/approve', body: withApprovalCsrf(), ...html(404) },
+      { name: 'approve signed out', method: 'POST', path: `/approvals/${bobApproval}/approve`, cookie: csrfOnly(), body: withApprovalCsrf(), ...csrfRejected },
       { name: 'approve by GET', method: 'GET', path: `/approvals/${bobApproval}/approve`, status: 404, error: 'invalid_request' },
       { name: 'approvals unknown decision', method: 'POST', path: `/approvals/${bobApproval}/maybe`, body: withCsrf(), status: 404, error: 'invalid_request' },
     ];

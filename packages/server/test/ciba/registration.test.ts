@@ -1,11 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { startTestServer, TEST_DB, TEST_POSTGRES_URL, type TestServer } from '../harness.ts';
+import { startTestServer, type TestServer } from '../harness.ts';
 import { adminApi, type AdminApi } from '../admin/admin-client.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/mandate.mjs', import.meta.url));
+import { runCli, serverCliEnvironment } from '../cli/cli-runner.ts';
 
 describe('CIBA discovery and agent registration (CIBA Core 1.0 §4)', () => {
   let server: TestServer;
@@ -80,18 +77,8 @@ describe('CIBA discovery and agent registration (CIBA Core 1.0 §4)', () => {
   });
 
   test('CLI registers ping mode', async () => {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, MANDATE_DATA_DIR: server.dataDir, MANDATE_MASTER_KEY: server.masterKey, MANDATE_ALLOW_LOOPBACK_UPSTREAMS: 'true' };
-    if (TEST_DB === 'postgres') env.MANDATE_DATABASE_URL = `${TEST_POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${server.postgresSchema ?? ''}`)}`;
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+    const env = serverCliEnvironment(server, { MANDATE_ALLOW_LOOPBACK_UPSTREAMS: 'true' });
+    const run = (args: string[]) => runCli(args, env);
 
     const created = await run(['agents', 'create', '--name', 'CLI ping agent', '--backchannel-token-delivery-mode', 'ping', '--backchannel-client-notification-endpoint', 'http://127.0.0.1:9/notify', '--json']);
     assert.equal(created.code, 0, created.stderr);

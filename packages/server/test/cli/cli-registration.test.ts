@@ -1,74 +1,38 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { TEST_DB, TEST_POSTGRES_URL, freePort } from '../harness.ts';
-import { generateMasterKey } from '../../src/crypto/master-key.ts';
+import { freePort } from '../harness.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { startServer, type MandateServer } from '../../src/server.ts';
 import { startDocumentServer, type DocumentServer } from '../registration/document-server.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/mandate.mjs', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { createCliEnvironment, runCli, type CliEnvironment } from './cli-runner.ts';
 
 /**
  * The registration commands, run as the `mandate` binary against the database of a real server
  * running in this process, so each policy change is checked where clients see it.
  */
 describe('mandate registration and registered commands', () => {
-  let dataDir: string;
-  let env: NodeJS.ProcessEnv;
+  let cli: CliEnvironment;
   let server: MandateServer;
   let issuer: string;
   let docs: DocumentServer;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'mandate-cli-registration-'));
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
-    env = { PATH: process.env.PATH, HOME: process.env.HOME, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEY: generateMasterKey(), MANDATE_PORT: String(port), MANDATE_ALLOW_LOOPBACK_CLIENT_METADATA: 'true' };
-    if (TEST_DB === 'postgres') {
-      const schema = `t_${Math.random().toString(36).slice(2, 12)}`;
-      const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await client.connect();
-      await client.query(`CREATE SCHEMA ${schema}`);
-      await client.end();
-      env.MANDATE_DATABASE_URL = `${TEST_POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    }
+    cli = await createCliEnvironment('mandate-cli-registration-', { MANDATE_PORT: String(port), MANDATE_ALLOW_LOOPBACK_CLIENT_METADATA: 'true' });
     const quiet = new Writable({ write: (_chunk, _encoding, callback) => callback() });
-    server = await startServer(loadConfig(env), { logStream: quiet });
+    server = await startServer(loadConfig(cli.env), { logStream: quiet });
     docs = await startDocumentServer();
   });
 
   after(async () => {
     await docs.close();
     await server.close();
-    rmSync(dataDir, { recursive: true, force: true });
-    // The PostgreSQL schema stays until the next run starts, as in cli.test.ts.
+    cli.remove();
   });
 
-  function run(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end('');
-    });
-  }
+  const run = (args: string[]) => runCli(args, cli.env);
 
   const register = async (metadata: unknown) => {
     const response = await fetch(`${issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });

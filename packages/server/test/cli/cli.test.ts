@@ -1,61 +1,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import pg from 'pg';
-import { TEST_DB, TEST_POSTGRES_URL } from '../harness.ts';
-import { generateMasterKey } from '../../src/crypto/master-key.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createContext } from '../../src/server.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/mandate.mjs', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { createCliEnvironment, runCli, type CliEnvironment } from './cli-runner.ts';
 
 describe('mandate CLI', () => {
-  let dataDir: string;
-  let schema: string | undefined;
-  let env: NodeJS.ProcessEnv;
+  let cli: CliEnvironment;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'mandate-cli-'));
-    env = { PATH: process.env.PATH, HOME: process.env.HOME, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEY: generateMasterKey(), MANDATE_PORT: '18999' };
-    if (TEST_DB === 'postgres') {
-      schema = `t_${Math.random().toString(36).slice(2, 12)}`;
-      const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await client.connect();
-      await client.query(`CREATE SCHEMA ${schema}`);
-      await client.end();
-      env.MANDATE_DATABASE_URL = `${TEST_POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    }
+    cli = await createCliEnvironment('mandate-cli-', { MANDATE_PORT: '18999' });
   });
 
-  after(async () => {
-    rmSync(dataDir, { recursive: true, force: true });
-    // The PostgreSQL schema stays until the next run starts, like the test servers' schemas:
-    // dropping it now would break the migrations of test files running at the same time.
-  });
+  after(() => cli.remove());
 
-  function run(args: string[], stdin?: string): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(stdin ?? '');
-    });
-  }
+  const run = (args: string[], stdin?: string) => runCli(args, cli.env, stdin);
 
   test('init prints the admin secret once', async () => {
     const first = await run(['init', '--json']);
@@ -129,7 +90,7 @@ describe('mandate CLI', () => {
     assert.equal(set.code, 0, set.stderr);
     assert.equal(set.stdout.includes(secret), false);
 
-    const file = join(dataDir, 'credential.txt');
+    const file = join(cli.dataDir, 'credential.txt');
     writeFileSync(file, `${secret}-2\n`, { mode: 0o600 });
     const fromFile = await run(['credentials', 'set', '--user', 'alice', '--resource', 'github', '--credential-file', file]);
     assert.equal(fromFile.code, 0, fromFile.stderr);
@@ -174,7 +135,7 @@ describe('mandate CLI', () => {
     assert.equal(intact.code, 0, intact.stderr);
     assert.match(intact.stdout, /intact/);
 
-    await tamperWithAuditEntry(env, 3);
+    await tamperWithAuditEntry(cli.env, 3);
 
     const broken = await run(['audit', 'verify']);
     assert.equal(broken.code, 1);
@@ -182,10 +143,10 @@ describe('mandate CLI', () => {
   });
 
   test('missing configuration value is one line', async () => {
-    const saved = env.MANDATE_MASTER_KEY;
-    env.MANDATE_MASTER_KEY = 'too-short';
+    const saved = cli.env.MANDATE_MASTER_KEY;
+    cli.env.MANDATE_MASTER_KEY = 'too-short';
     const result = await run(['users', 'list']);
-    env.MANDATE_MASTER_KEY = saved;
+    cli.env.MANDATE_MASTER_KEY = saved;
     assert.equal(result.code, 1);
     assert.match(result.stderr, /masterKey/);
     assert.equal(result.stderr.trim().split('\n').length, 1);

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sql } from 'kysely';
 import { startTestServer, type TestServer } from '../harness.ts';
+import { breakAuditAppends } from '../broken-audit-log.ts';
 import { readAudit } from '../../src/audit/verify.ts';
 import { issueIdToken } from '../../src/oauth/id-token.ts';
 import { agentOwnToken, callGateway, createWorld, delegatedToken, rawGatewayRequest, startUpstream, UPSTREAM_CREDENTIAL, type Upstream } from './world.ts';
@@ -300,12 +300,12 @@ test('gateway does not call upstream without audit', async () => {
   const token = await delegatedToken(server, world);
   const before = upstream.received.length;
 
-  await sql`ALTER TABLE audit_log RENAME TO audit_log_broken`.execute(server.ctx.db);
+  const restoreAuditLog = await breakAuditAppends(server.ctx.db);
   let response: Response;
   try {
     response = await callGateway(server, world, '/items/1', { token });
   } finally {
-    await sql`ALTER TABLE audit_log_broken RENAME TO audit_log`.execute(server.ctx.db);
+    await restoreAuditLog();
   }
 
   assert.equal(response.status, 503);

@@ -1,11 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, generateKeyPair } from 'jose';
-import { sql } from 'kysely';
 import { createClient, disableClient } from '../../src/agents/clients.ts';
 import { issueAccessToken } from '../../src/oauth/access-token.ts';
 import { issueIdToken } from '../../src/oauth/id-token.ts';
 import { startTestServer, type TestServer } from '../harness.ts';
+import { breakAuditAppends } from '../broken-audit-log.ts';
 import { seedWorld } from '../fixtures.ts';
 import { signIn } from '../bad-input/requests.ts';
 import { nowSeconds, sha256Hex } from '../../src/store/ids.ts';
@@ -177,10 +177,10 @@ describe('logout endpoint validation (RP-Initiated Logout 1.0)', () => {
     assert.equal(posted.headers.get('content-security-policy')?.includes('attacker.example.test'), false);
 
     // Without a redirect the person may still confirm, and the form may post only to Mandate.
-    const confirmation = await fetch(`${server.issuer}/logout`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: clientId }) });
+    const { cookie } = await aliceSession();
+    const confirmation = await fetch(`${server.issuer}/logout`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: new URLSearchParams({ client_id: clientId }) });
     assert.equal(confirmation.status, 200);
     assert.match(confirmation.headers.get('content-security-policy') ?? '', /form-action 'self';/);
-    const csrfCookie = (confirmation.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
     const csrfToken = /name="_csrf" value="([^"]+)"/.exec(await confirmation.text())?.[1] ?? '';
     assert.notEqual(csrfToken, '');
 
@@ -188,7 +188,7 @@ describe('logout endpoint validation (RP-Initiated Logout 1.0)', () => {
     const confirmed = await fetch(`${server.issuer}/logout/confirm`, {
       method: 'POST',
       redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrfCookie },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
       body: new URLSearchParams({ _csrf: csrfToken, client_id: clientId, post_logout_redirect_uri: attackerUri }),
     });
     assert.equal(confirmed.status, 400);
@@ -203,18 +203,24 @@ describe('logout endpoint validation (RP-Initiated Logout 1.0)', () => {
   });
 
   test('POST with form parameters asks to confirm', async () => {
-    const response = await fetch(`${server.issuer}/logout`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ id_token_hint: idToken, post_logout_redirect_uri: portalLogoutUri, state: 's1', ui_locales: 'de en' }),
-    });
+    // Without the session cookie, as from a cross-site form, the POST becomes a GET that carries
+    // it. The ID token stays out of the URL.
+    const form = new URLSearchParams({ id_token_hint: idToken, post_logout_redirect_uri: portalLogoutUri, state: 's1', ui_locales: 'de en' });
+    const redirected = await fetch(`${server.issuer}/logout`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+    assert.equal(redirected.status, 303);
+    assert.equal(redirected.headers.get('location'), `/logout?${new URLSearchParams({ client_id: portalId, post_logout_redirect_uri: portalLogoutUri, state: 's1' })}`);
+
+    // With the session cookie and a hint from an earlier sign-in, the person confirms.
+    const { cookie } = await aliceSession();
+    const earlierHint = await ownIdToken({ auth_time: nowSeconds() - 3600 });
+    form.set('id_token_hint', earlierHint);
+    const response = await fetch(`${server.issuer}/logout`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: form });
     const text = await response.text();
     assert.equal(response.status, 200);
     assert.match(text, /Sign out of Mandate\?/);
     assert.match(text, /<strong>Portal<\/strong> asks you to sign out/);
     assert.match(text, new RegExp(`name="client_id" value="${portalId}"`));
-    assert.equal(text.includes(idToken), false, 'the page must not echo the ID token');
+    assert.equal(text.includes(earlierHint), false, 'the page must not echo the ID token');
     // The confirmation's redirect is allowed by the page's form-action, and nothing else is.
     assert.equal(response.headers.get('content-security-policy')?.includes("form-action 'self' https://portal.example.test;"), true);
   });
@@ -227,21 +233,22 @@ describe('logout endpoint validation (RP-Initiated Logout 1.0)', () => {
   });
 
   test('confirmation checks the carried parameters again', async () => {
-    // A valid CSRF pair from the real confirmation page, then a form whose post_logout_redirect_uri was changed.
-    const page = await fetch(`${server.issuer}/logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `client_id=${portalId}` });
-    const csrfCookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    // A valid CSRF token from the real confirmation page, then a form whose post_logout_redirect_uri was changed.
+    const { cookie, sessionId } = await aliceSession();
+    const page = await fetch(`${server.issuer}/logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: `client_id=${portalId}` });
     const csrfToken = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
     assert.notEqual(csrfToken, '');
 
     const response = await fetch(`${server.issuer}/logout/confirm`, {
       method: 'POST',
       redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrfCookie },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
       body: new URLSearchParams({ _csrf: csrfToken, client_id: portalId, post_logout_redirect_uri: 'https://attacker.example.test/' }),
     });
     assert.equal(response.status, 400);
     assert.equal(response.headers.get('location'), null);
     assert.match(await response.text(), /is not registered for the client/);
+    assert.equal(await sessionAlive(sessionId), true);
   });
   /** Signs Alice in over HTTP and returns her cookies with an ID token from that very session. */
   async function aliceSession(): Promise<{ cookie: string; sessionId: string; sessionHint: string }> {
@@ -279,14 +286,14 @@ describe('logout endpoint validation (RP-Initiated Logout 1.0)', () => {
   test('failed audit append keeps the session', async () => {
     const { cookie, sessionId, sessionHint } = await aliceSession();
     // The audit log cannot take the entry, so the sign-out rolls back with it (fail closed).
-    await sql`ALTER TABLE audit_log RENAME TO audit_log_broken`.execute(server.ctx.db);
+    const restoreAuditLog = await breakAuditAppends(server.ctx.db);
     try {
       const response = await fetch(`${server.issuer}/logout?${new URLSearchParams({ id_token_hint: sessionHint })}`, { redirect: 'manual', headers: { cookie } });
       assert.equal(response.status, 500);
       assert.equal(response.headers.getSetCookie().some((field) => field.startsWith('mandate_session=')), false, 'the cookie stays');
       assert.equal((await response.json() as { error: string }).error, 'server_error');
     } finally {
-      await sql`ALTER TABLE audit_log_broken RENAME TO audit_log`.execute(server.ctx.db);
+      await restoreAuditLog();
     }
     assert.equal(await sessionAlive(sessionId), true);
   });

@@ -1,16 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { generateMasterKey } from '../../src/crypto/master-key.ts';
-import { startTestServer, TEST_DB, TEST_POSTGRES_URL, type TestServer } from '../harness.ts';
+import { startTestServer, type TestServer } from '../harness.ts';
 import { adminApi, type AdminApi } from '../admin/admin-client.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/mandate.mjs', import.meta.url));
+import { createCliEnvironment, runCli, type CliEnvironment } from '../cli/cli-runner.ts';
 
 /** Registering post_logout_redirect_uris (RP-Initiated Logout 1.0 §3.1) through the admin API and the CLI. */
 describe('post_logout_redirect_uris registration', () => {
@@ -76,35 +68,14 @@ describe('post_logout_redirect_uris registration', () => {
 });
 
 describe('CLI --post-logout-redirect-uri', () => {
-  let dataDir: string;
-  let env: NodeJS.ProcessEnv;
+  let cli: CliEnvironment;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'mandate-cli-logout-'));
-    env = { PATH: process.env.PATH, HOME: process.env.HOME, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEY: generateMasterKey() };
-    if (TEST_DB === 'postgres') {
-      const schema = `t_${Math.random().toString(36).slice(2, 12)}`;
-      const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await client.connect();
-      await client.query(`CREATE SCHEMA ${schema}`);
-      await client.end();
-      // The schema stays for the next run's cleanup, like the test servers' schemas.
-      env.MANDATE_DATABASE_URL = `${TEST_POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    }
+    cli = await createCliEnvironment('mandate-cli-logout-');
   });
-  after(() => rmSync(dataDir, { recursive: true, force: true }));
+  after(() => cli.remove());
 
-  function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const run = (args: string[]) => runCli(args, cli.env);
 
   test('apps and agents create take the flag repeatedly', async () => {
     const app = await run(['apps', 'create', '--name', 'portal', '--redirect-uri', 'https://portal.example.test/cb', '--post-logout-redirect-uri', 'https://portal.example.test/bye', '--post-logout-redirect-uri', 'https://portal.example.test/bye2', '--json']);

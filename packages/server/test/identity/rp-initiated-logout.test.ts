@@ -231,7 +231,8 @@ describe('RP-Initiated Logout 1.0 in the browser', () => {
     try {
       const { page, idToken, sessionId } = await signInAsRelyingParty(context);
       // §2: the client may POST the parameters. A page with an opaque origin posts them, so the
-      // browser leaves out the SameSite=Lax session cookie and Mandate cannot see the session.
+      // browser leaves out the SameSite=Lax session cookie. Mandate redirects the POST to a GET,
+      // which carries the cookie, and shows the session's confirmation form.
       const rp = await context.newPage();
       await rp.setContent(
         `<form method="post" action="${server.issuer}/logout">` +
@@ -240,8 +241,10 @@ describe('RP-Initiated Logout 1.0 in the browser', () => {
           '<input type="hidden" name="state" value="posted-state">' +
           '<button id="post">Sign out</button></form>',
       );
-      await Promise.all([rp.waitForURL(`${server.issuer}/logout`), rp.click('#post')]);
+      await Promise.all([rp.waitForURL((url) => url.pathname === '/logout'), rp.click('#post')]);
+      assert.equal(new URL(rp.url()).searchParams.has('id_token_hint'), false, 'the ID token is not put into the URL');
       assert.equal(await rp.locator('#sign-out').count(), 1);
+      assert.match(await rp.locator('main').innerText(), /Signed in as Alice/);
       assert.equal(await sessionAlive(sessionId), true);
 
       await Promise.all([rp.waitForURL((url) => url.href.startsWith(signedOutUri)), rp.click('#sign-out')]);

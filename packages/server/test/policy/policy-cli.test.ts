@@ -1,59 +1,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { TEST_DB, TEST_POSTGRES_URL } from '../harness.ts';
-import { generateMasterKey } from '../../src/crypto/master-key.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/mandate.mjs', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { createCliEnvironment, runCli, type CliEnvironment } from '../cli/cli-runner.ts';
 
 describe('mandate policy CLI', () => {
-  let dataDir: string;
-  let env: NodeJS.ProcessEnv;
+  let cli: CliEnvironment;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'mandate-policy-cli-'));
-    env = { PATH: process.env.PATH, HOME: process.env.HOME, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEY: generateMasterKey(), MANDATE_PORT: '18998' };
-    if (TEST_DB === 'postgres') {
-      const schema = `t_${Math.random().toString(36).slice(2, 12)}`;
-      const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await client.connect();
-      await client.query(`CREATE SCHEMA ${schema}`);
-      await client.end();
-      env.MANDATE_DATABASE_URL = `${TEST_POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    }
+    cli = await createCliEnvironment('mandate-policy-cli-', { MANDATE_PORT: '18998' });
   });
 
-  after(() => {
-    // The PostgreSQL schema stays until the next run starts, like the test servers' schemas.
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => cli.remove());
 
-  function run(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end();
-    });
-  }
+  const run = (args: string[]) => runCli(args, cli.env);
 
   function policyFile(name: string, text: string): string {
-    const file = join(dataDir, name);
+    const file = join(cli.dataDir, name);
     writeFileSync(file, text);
     return file;
   }
@@ -120,7 +83,7 @@ unless { context.arguments has amount && context.arguments.amount <= 1000 };
   });
 
   test('policy set needs a readable file', async () => {
-    const missing = await run(['policy', 'set', join(dataDir, 'missing.cedar')]);
+    const missing = await run(['policy', 'set', join(cli.dataDir, 'missing.cedar')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /Cannot read the policy file .*missing\.cedar: ENOENT/);
 

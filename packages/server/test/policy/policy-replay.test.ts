@@ -1,23 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { TEST_POSTGRES_URL, startTestServer, type TestServer } from '../harness.ts';
+import { startTestServer, type TestServer } from '../harness.ts';
 import { adminApi, type AdminApi } from '../admin/admin-client.ts';
 import { callGateway, delegatedToken, startUpstream, type Upstream } from '../gateway/world.ts';
 import { readAudit } from '../../src/audit/verify.ts';
+import { runCli, serverCliEnvironment } from '../cli/cli-runner.ts';
 import { createPolicyWorld, setPolicy, type PolicyWorld } from './policy-world.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/mandate.mjs', import.meta.url));
 const JSON_TYPE = { 'content-type': 'application/json' };
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface ReplayedResult {
   result: string;
@@ -37,8 +29,10 @@ interface Change {
   action?: string;
   method?: string;
   path?: string;
+  request_id?: string;
   recorded: ReplayedResult;
   candidate: ReplayedResult;
+  call_outcome: Record<string, unknown>;
 }
 
 interface ReplayOutput {
@@ -116,8 +110,7 @@ unless { context.arguments has to && context.arguments.to like "*@example.com" }
     const newest = await server.ctx.db.selectFrom('audit_log').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
     legacySeq = Number(newest?.seq);
 
-    env = { PATH: process.env.PATH, HOME: process.env.HOME, MANDATE_DATA_DIR: server.dataDir, MANDATE_MASTER_KEY: server.masterKey, MANDATE_PORT: '18996' };
-    if (server.postgresSchema !== undefined) env.MANDATE_DATABASE_URL = `${TEST_POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${server.postgresSchema}`)}`;
+    env = serverCliEnvironment(server, { MANDATE_PORT: '18996' });
   });
 
   after(async () => {
@@ -125,18 +118,7 @@ unless { context.arguments has to && context.arguments.to like "*@example.com" }
     await server.stop();
   });
 
-  function run(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end();
-    });
-  }
+  const run = (args: string[]) => runCli(args, env);
 
   function candidate(name: string, source: string): string {
     const file = join(server.dataDir, name);
@@ -222,6 +204,12 @@ forbid(principal, action == Action::"${world.resourceName}/mail.read", resource)
     assert.equal(big.candidate.denied_by, 'policy');
     assert.deepEqual(report.approval_changes[0]?.candidate.approval_required_by, ['urgent-mail-approval']);
     assert.deepEqual(report.approval_changes[1]?.recorded.approval_required_by, ['requires_approval'], 'the refund needed approval by its action flag');
+
+    assert.deepEqual(big.call_outcome, { kind: 'forwarded', upstream_status: 200 }, 'the gateway.result of the call gives its upstream status');
+    assert.match(big.request_id ?? '', /^req_/);
+    const refund = report.approval_changes[1];
+    assert.equal(refund?.call_outcome.kind, 'approval_pending');
+    assert.match(String(refund?.call_outcome.approval_id), /^apr_/);
   });
 
   test('loosening candidate', async () => {
@@ -265,9 +253,9 @@ unless { context.arguments has to && (context.arguments.to like "*@example.com" 
     assert.match(lines[0] ?? '', new RegExp(`^Replayed ${calls.size + 1} recorded decisions \\(entries ${call('small payment').seq} to ${legacySeq}, .+\\) against .*text\\.cedar; version \\d+ is in force\\.$`));
     assert.deepEqual(lines.slice(1), [
       'allow -> deny: 1',
-      `  seq ${big.seq}  ${formatTime(big.createdAt)}  gateway.call  person ${world.user.id}  agent ${world.agentId}  resource ${world.identifier} (${world.resourceName})  action pay  POST /payments: allow -> deny (denied_by policy; policies policy0)`,
+      `  seq ${big.seq}  ${formatTime(big.createdAt)}  gateway.call  person ${world.user.id}  agent ${world.agentId}  resource ${world.identifier} (${world.resourceName})  action pay  POST /payments: allow -> deny (denied_by policy; policies policy0); outcome: forwarded, upstream status 200`,
       'deny -> allow: 1',
-      `  seq ${call('mail outside').seq}  ${formatTime(call('mail outside').createdAt)}  gateway.denied  person ${world.user.id}  agent ${world.agentId}  resource ${world.identifier} (${world.resourceName})  action mail.send  POST /mail: deny (denied_by policy; policies company-mail-only) -> allow`,
+      `  seq ${call('mail outside').seq}  ${formatTime(call('mail outside').createdAt)}  gateway.denied  person ${world.user.id}  agent ${world.agentId}  resource ${world.identifier} (${world.resourceName})  action mail.send  POST /mail: deny (denied_by policy; policies company-mail-only) -> allow; outcome: denied by the policy check`,
       'approval changes: 0',
       `unchanged: ${calls.size - 2}`,
       'not replayable: 1',

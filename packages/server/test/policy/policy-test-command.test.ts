@@ -1,22 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { TEST_DB, TEST_POSTGRES_URL } from '../harness.ts';
-import { generateMasterKey } from '../../src/crypto/master-key.ts';
 import { main } from '../../src/cli/main.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/mandate.mjs', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { createCliEnvironment, runCli, type CliEnvironment, type CliRun } from '../cli/cli-runner.ts';
 
 const PAY = 'https://payments.example.test/';
 const MAIL = 'https://mail.example.test/';
@@ -112,7 +100,7 @@ describe('mandate policy test', () => {
   }
 
   /** Runs the CLI in this process: a file that names its policy needs no database. */
-  async function cli(args: string[]): Promise<Run> {
+  async function cli(args: string[]): Promise<CliRun> {
     let stdout = '';
     let stderr = '';
     const code = await main(args, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text), stdin: process.stdin });
@@ -225,42 +213,18 @@ describe('mandate policy test', () => {
 });
 
 describe('mandate policy test with the policy in force', () => {
-  let dataDir: string;
-  let env: NodeJS.ProcessEnv;
+  let cliEnvironment: CliEnvironment;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'mandate-policy-test-db-'));
-    env = { PATH: process.env.PATH, HOME: process.env.HOME, MANDATE_DATA_DIR: dataDir, MANDATE_MASTER_KEY: generateMasterKey(), MANDATE_PORT: '18997' };
-    if (TEST_DB === 'postgres') {
-      const schema = `t_${Math.random().toString(36).slice(2, 12)}`;
-      const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await client.connect();
-      await client.query(`CREATE SCHEMA ${schema}`);
-      await client.end();
-      env.MANDATE_DATABASE_URL = `${TEST_POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    }
+    cliEnvironment = await createCliEnvironment('mandate-policy-test-db-', { MANDATE_PORT: '18997' });
   });
 
-  after(() => {
-    // The PostgreSQL schema stays until the next run starts, like the test servers' schemas.
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => cliEnvironment.remove());
 
-  function run(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end();
-    });
-  }
+  const run = (args: string[]) => runCli(args, cliEnvironment.env);
 
   test('file without policy tests the saved one', async () => {
-    const file = join(dataDir, 'cases.json');
+    const file = join(cliEnvironment.dataDir, 'cases.json');
     const cases = [
       { name: 'small payment', arguments: { amount: 500 }, expect: { decision: 'allow' } },
       { name: 'big payment', arguments: { amount: 5000 }, expect: { decision: 'approval_required' } },
@@ -274,7 +238,7 @@ describe('mandate policy test with the policy in force', () => {
 
     const created = await run(['resources', 'create', '--name', 'payments', '--identifier', PAY, '--action', 'pay POST /payments amount:Long currency:String']);
     assert.equal(created.code, 0, created.stderr);
-    const policyFile = join(dataDir, 'saved.cedar');
+    const policyFile = join(cliEnvironment.dataDir, 'saved.cedar');
     writeFileSync(policyFile, `@approval\nforbid(principal, action == Action::"payments/pay", resource)\nunless { context.arguments has amount && context.arguments.amount <= 1000 };\n`);
     const saved = await run(['policy', 'set', policyFile]);
     assert.equal(saved.code, 0, saved.stderr);

@@ -102,9 +102,20 @@ describe('my delegations page', () => {
   });
 
   test('revoke without CSRF token is rejected', async () => {
-    const response = await fetch(`${server.url}/account/delegations/${othersDelegationId}/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '', redirect: 'manual' });
-    assert.notEqual(response.status, 303);
-    assert.ok(response.status >= 400);
-    assert.ok(response.status < 500);
+    const erin = await server.ctx.db.selectFrom('users').select('id').where('username', '=', 'erin').executeTakeFirstOrThrow();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/login?return_to=%2Faccount%2Fdelegations`);
+    await page.fill('input[name=username]', 'erin');
+    await page.fill('input[name=password]', 'correct horse battery');
+    await Promise.all([page.waitForURL(`${server.url}/account/delegations`), page.click('button[type=submit]')]);
+
+    // Erin's own delegation, posted with her session cookie but no token.
+    const response = await context.request.post(`${server.url}/account/delegations/${othersDelegationId}/revoke`, { form: {}, maxRedirects: 0 });
+    assert.equal(response.status(), 403);
+    const delegation = await server.ctx.db.selectFrom('delegations').select(['user_id', 'revoked_at']).where('id', '=', othersDelegationId).executeTakeFirstOrThrow();
+    assert.equal(delegation.user_id, erin.id);
+    assert.equal(delegation.revoked_at, null);
+    await context.close();
   });
 });

@@ -1,5 +1,7 @@
 import { parseBindableJson } from '../../approvals/arguments.ts';
+import { normalizeUpstreamPath, type UpstreamPath } from '../../gateway/path.ts';
 import { canonicalJson } from '../../util/canonical-json.ts';
+import { InvalidRequest } from '../errors.ts';
 import { InvalidAuthorizationDetails } from './errors.ts';
 
 /** The RFC 9396 authorization details type that Mandate defines: one action of one resource. */
@@ -11,9 +13,13 @@ export const AUTHORIZATION_DETAILS_TYPES = [MANDATE_ACTION_TYPE];
 /** Longest `authorization_details` parameter accepted, in bytes of UTF-8. */
 export const MAX_AUTHORIZATION_DETAILS_BYTES = 8 * 1024;
 
+/** Longest `path` member of a detail, in characters. */
+export const MAX_DETAIL_PATH_LENGTH = 4096;
+
 /**
  * One authorization detail of type `mandate_action` (RFC 9396 §2): the person approves one action
- * of one resource, and with `arguments` only a call whose JSON body has exactly these members.
+ * of one resource. `arguments` binds the call's JSON body, `method` its HTTP method and `path`
+ * its path and query. Each member that is absent leaves that part of the call open.
  */
 export interface MandateActionDetail {
   type: typeof MANDATE_ACTION_TYPE;
@@ -23,9 +29,25 @@ export interface MandateActionDetail {
   action: string;
   /** The JSON object the call's body must equal in RFC 8785 canonical form; absent allows any body. */
   arguments?: Record<string, unknown>;
+  /** The call's HTTP method in upper case, such as `DELETE`; absent allows every method of the action. */
+  method?: string;
+  /**
+   * The call's path and query after `/gateway/<resource>`, such as `/repos/acme/site?force=true`;
+   * absent allows any path under the action's path prefix and any query.
+   */
+  path?: string;
 }
 
-const DETAIL_MEMBERS = new Set(['type', 'resource', 'action', 'arguments']);
+const DETAIL_MEMBERS = new Set(['type', 'resource', 'action', 'arguments', 'method', 'path']);
+
+/**
+ * An HTTP method (RFC 9110 §9) in upper case. Node.js accepts only registered methods, which are
+ * upper-case letters and `-`, so a method outside this pattern could never match a call.
+ */
+const DETAIL_METHOD = /^[A-Z][A-Z-]{0,31}$/;
+
+/** The characters of an RFC 3986 path and query: unreserved, sub-delims, ":", "@", "/", "?" and percent-encoded octets. */
+const URI_PATH_AND_QUERY = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
 
 /**
  * Parses the `authorization_details` request parameter (RFC 9396 §2). The text must be a JSON
@@ -73,18 +95,52 @@ function readDetail(entry: unknown): MandateActionDetail | string {
   if (entry.type !== MANDATE_ACTION_TYPE) return `has the unknown type ${JSON.stringify(entry.type.slice(0, 100))}; this server supports only ${MANDATE_ACTION_TYPE}.`;
 
   const unknown = Object.keys(entry).filter((name) => !DETAIL_MEMBERS.has(name));
-  if (unknown.length > 0) return `has the member ${JSON.stringify(unknown[0]?.slice(0, 100))}, which a ${MANDATE_ACTION_TYPE} detail does not define; use only type, resource, action and arguments.`;
+  if (unknown.length > 0) return `has the member ${JSON.stringify(unknown[0]?.slice(0, 100))}, which a ${MANDATE_ACTION_TYPE} detail does not define; use only type, resource, action, arguments, method and path.`;
 
   if (typeof entry.resource !== 'string' || !isAbsoluteUriWithoutFragment(entry.resource)) return 'needs "resource": the resource identifier, an absolute URI without a fragment.';
   if (typeof entry.action !== 'string' || entry.action === '' || entry.action.length > 200) return 'needs "action": the name of one action of the resource.';
   if (entry.arguments !== undefined && !isPlainObject(entry.arguments)) return 'has "arguments" that is not a JSON object; send the call\'s JSON body members as an object, or leave arguments out.';
+  if (entry.method !== undefined && (typeof entry.method !== 'string' || !DETAIL_METHOD.test(entry.method))) return 'has "method" that is not an HTTP method in upper case, such as "DELETE"; send the call\'s method, or leave method out.';
+  const path = entry.path;
+  if (path !== undefined) {
+    const problem = typeof path === 'string' ? pathProblem(path) : 'is not a string';
+    if (problem !== undefined) return `has "path" that ${problem}; send the call's path and query after the resource's gateway URL, such as "/items/4?force=true", or leave path out.`;
+  }
 
   return {
     type: MANDATE_ACTION_TYPE,
     resource: entry.resource,
     action: entry.action,
     ...(entry.arguments === undefined ? {} : { arguments: entry.arguments }),
+    ...(entry.method === undefined ? {} : { method: entry.method }),
+    ...(typeof path === 'string' ? { path } : {}),
   };
+}
+
+/**
+ * Returns why a detail's `path` could never be the target of a gateway call, or undefined when it
+ * can. It must be written as it goes on the wire, so the person reads what the call will send,
+ * and the gateway's path rules must accept it.
+ */
+function pathProblem(path: string): string | undefined {
+  if (path.length > MAX_DETAIL_PATH_LENGTH) return `is longer than ${MAX_DETAIL_PATH_LENGTH} characters`;
+  if (!path.startsWith('/')) return 'does not start with "/"';
+  if (!URI_PATH_AND_QUERY.test(path)) return 'contains a character that a URI path or query does not allow unencoded, or a malformed percent-encoding; percent-encode it';
+  try {
+    normalizeUpstreamPath(path);
+  } catch (error) {
+    if (error instanceof InvalidRequest) return `the gateway would reject (${error.description})`;
+    throw error;
+  }
+  return undefined;
+}
+
+/**
+ * Returns the detail's bound path and query in the form the gateway compares and forwards, or
+ * undefined when the detail binds no path. The path was checked when the detail was read.
+ */
+export function detailTarget(detail: MandateActionDetail): UpstreamPath | undefined {
+  return detail.path === undefined ? undefined : normalizeUpstreamPath(detail.path);
 }
 
 /** Serializes approved details in RFC 8785 canonical form, for storage and for the audit digest. */

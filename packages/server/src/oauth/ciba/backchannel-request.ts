@@ -9,7 +9,9 @@ import { findResourceByIdentifier } from '../../resources/registry.ts';
 import { AccessDenied, InvalidRequest, InvalidScope, InvalidTarget, UnauthorizedClient } from '../errors.ts';
 import { resolveResource } from '../resource-indicator.ts';
 import { grantReasons, grantScope, OIDC_SCOPES, parseScope } from '../scope.ts';
-import { parseAuthorizationDetails, type MandateActionDetail } from './authorization-details.ts';
+import { actionMismatch } from '../../gateway/action-match.ts';
+import type { UpstreamPath } from '../../gateway/path.ts';
+import { detailTarget, parseAuthorizationDetails, type MandateActionDetail } from './authorization-details.ts';
 import { InvalidAuthorizationDetails, InvalidBindingMessage, UnknownUserId } from './errors.ts';
 
 /** Longest `binding_message` shown to the person, in Unicode code points. */
@@ -195,12 +197,14 @@ async function resolveTarget(ctx: ServerContext, resources: string[], details: M
 /**
  * Decides the detail's action as the gateway would decide a call with these arguments: in the
  * roles of both the agent and the person, of the declared argument types, and not forbidden by
- * the policy. A decision that needs the person's approval passes, because obtaining that approval is the purpose of the request. Method
- * and path are unknown until the call, so the gateway decides again then.
+ * the policy. A decision that needs the person's approval passes, because obtaining that approval
+ * is the purpose of the request. The policy gets the method, path and query when the detail binds them.
+ * The gateway decides again at the call, with its actual method and path.
  */
 async function decideDetail(ctx: ServerContext, client: Client, user: User, resource: ResourceWithActions, detail: MandateActionDetail): Promise<AuditedDecision> {
   const action: ResourceAction | undefined = resource.actions.find((candidate) => candidate.name === detail.action);
   if (action === undefined) throw new InvalidAuthorizationDetails(`The resource ${resource.identifier} has no action ${JSON.stringify(detail.action)}.`);
+  const target = requireTargetOfAction(resource, action, detail);
 
   const audited = await decideCall(ctx, {
     userId: user.id,
@@ -208,6 +212,8 @@ async function decideDetail(ctx: ServerContext, client: Client, user: User, reso
     resource: { identifier: resource.identifier, name: resource.name },
     action,
     arguments: { ...(detail.arguments === undefined ? {} : { values: detail.arguments }), duplicateNames: [] },
+    ...(detail.method === undefined ? {} : { method: detail.method }),
+    ...(target === undefined ? {} : { path: target.decoded, query: target.query }),
   });
   const { decision } = audited;
   if (decision.decision !== 'deny') return audited;
@@ -225,4 +231,17 @@ async function decideDetail(ctx: ServerContext, client: Client, user: User, reso
     default:
       throw new AccessDenied(`Mandate could not evaluate its policy for ${action.name}, so the request is denied.`, reason);
   }
+}
+
+/**
+ * Checks that the gateway would map a call with the detail's method and path to the detail's
+ * action, and returns the normalized path. Otherwise the approved call could never be made: the
+ * gateway maps each call to the action with the longest matching path prefix, so a path under
+ * this action's prefix may still belong to a more specific action.
+ */
+function requireTargetOfAction(resource: ResourceWithActions, action: ResourceAction, detail: MandateActionDetail): UpstreamPath | undefined {
+  const target = detailTarget(detail);
+  const mismatch = actionMismatch(resource.actions, action, detail.method, target?.decoded);
+  if (mismatch !== undefined) throw new InvalidAuthorizationDetails(`${mismatch} Ask for the action that covers the request, or for a request that ${action.name} covers.`);
+  return target;
 }

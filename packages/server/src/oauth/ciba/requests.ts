@@ -182,6 +182,22 @@ export async function useAdvanceApproval(ctx: Ctx, delegationId: string): Promis
   return Number(used.numUpdatedRows) === 1 ? request.id : undefined;
 }
 
+/**
+ * Returns the id of the issued request under this delegation when its advance approval is still
+ * unused, without using it. An AuthZEN evaluation reports with it what a gateway call would get.
+ */
+export async function findUnusedAdvanceApproval(ctx: Ctx, delegationId: string): Promise<string | undefined> {
+  const request = await ctx.db
+    .selectFrom('ciba_requests')
+    .select(['id'])
+    .where('tenant_id', '=', ctx.tenantId)
+    .where('delegation_id', '=', delegationId)
+    .where('status', '=', 'issued')
+    .where('approval_used_at', 'is', null)
+    .executeTakeFirst();
+  return request?.id;
+}
+
 /** Opens the sealed ping secrets of a request; undefined in poll mode, after delivery, or when they cannot be decrypted. */
 export async function openPingSecrets(ctx: Pick<ServerContext, 'envelope'>, request: CibaRequest): Promise<PingSecrets | undefined> {
   if (request.ping_secrets === null) return undefined;

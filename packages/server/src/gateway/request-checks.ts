@@ -1,0 +1,105 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { findCredentialParameter, normalizeParameterName, readParameterNames } from '../http/query-parameters.ts';
+import { InvalidRequest } from '../oauth/errors.ts';
+
+/**
+ * Request fields that make a server treat a request as another method or another path than
+ * the request line names. Symfony and Rack read `X-HTTP-Method-Override`, and ArangoDB reads
+ * all three method fields. Symfony reads `X-Original-URL` (IIS URL Rewrite) and
+ * `X-Rewrite-URL` (ISAPI_Rewrite), and Zend Framework 1 reads `X-Rewrite-URL`.
+ */
+export const OVERRIDE_FIELDS: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url'];
+
+/**
+ * Query parameters and body fields that override the method, as `normalizeParameterName`
+ * returns them. Rack reads `_method` from form bodies, Symfony and AdonisJS also from the query,
+ * and Laravel also from JSON bodies. Salesforce reads `_HttpMethod` from the query. The field
+ * names above are included as parameters too.
+ */
+const OVERRIDE_PARAMETERS: ReadonlySet<string> = new Set(['_method', '_httpmethod', 'x_http_method_override', 'x_http_method', 'x_method_override']);
+
+/**
+ * Rejects a query that carries a credential, before anything stores or logs the query.
+ * Mandate accepts its access token only in the Authorization field (RFC 6750 §2.1). A token in
+ * the query (§2.3) would be kept by every log, audit entry and approval that records the
+ * request target, and would be forwarded to the upstream. The error is RFC 6750 §3.1
+ * `invalid_request` and names the parameter, never its value.
+ */
+export function checkQueryCredentials(query: string): void {
+  const parameter = findCredentialParameter(query);
+  if (parameter === undefined) return;
+
+  const description = `The gateway does not accept credentials in the query string, and it found the parameter ${parameter}. Send the access token as "Authorization: Bearer <token>" and remove the parameter.`;
+  throw new QueryCredentialRejected(parameter, description);
+}
+
+/** A request refused because its query carries a credential parameter (normalized name in `parameter`). */
+export class QueryCredentialRejected extends InvalidRequest {
+  readonly parameter: string;
+
+  constructor(parameter: string, description: string) {
+    super(description, { headers: { 'www-authenticate': `Bearer realm="mandate", error="invalid_request", error_description="${description.replace(/["\\]/g, '')}"` } });
+    this.parameter = parameter;
+  }
+}
+
+/**
+ * Rejects a request that carries an override of its method or path in a field, a query
+ * parameter or a field of a form or JSON body. The policy decided the request line, so an agent
+ * allowed `POST /items` could otherwise have the upstream run `DELETE /items`.
+ *
+ * These requests are rejected rather than forwarded with the override removed: a stripped
+ * request would silently do something other than what the agent sent, and an agent that sends
+ * an override gets a clear error to act on. `buildOutgoingRequest` strips the same fields as a
+ * second guard.
+ */
+export function checkNoOverride(headers: IncomingHttpHeaders, query: string, body: Buffer, contentType: string | undefined): void {
+  const field = OVERRIDE_FIELDS.find((name) => headers[name] !== undefined);
+  if (field !== undefined) throw new OverrideRejected(`the ${field} header`);
+
+  const parameter = readParameterNames(query).find((name) => OVERRIDE_PARAMETERS.has(normalizeParameterName(name)));
+  if (parameter !== undefined) throw new OverrideRejected(`the query parameter ${normalizeParameterName(parameter)}`);
+
+  const bodyField = bodyFieldNames(body, contentType).find((name) => OVERRIDE_PARAMETERS.has(normalizeParameterName(name)));
+  if (bodyField !== undefined) throw new OverrideRejected(`the body field ${normalizeParameterName(bodyField)}`);
+}
+
+/** A request refused because it carries a method or path override (where, in `source`). */
+export class OverrideRejected extends InvalidRequest {
+  readonly source: string;
+
+  constructor(source: string) {
+    super(`The gateway does not forward method or path overrides, and the request has ${source}. Send the request with the method and path you mean and remove the override.`);
+    this.source = source;
+  }
+}
+
+/**
+ * Returns the field names of a form body (URL-encoded or multipart) or the top-level member
+ * names of a JSON object body. Any other body, or one that does not parse, has none.
+ * NOTE: multipart names are read from any `Content-Disposition` line in the body without
+ * parsing the parts, so such a line inside an uploaded file counts too.
+ */
+function bodyFieldNames(body: Buffer, contentType: string | undefined): string[] {
+  if (body.length === 0 || contentType === undefined) return [];
+  const mediaType = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+
+  if (mediaType === 'application/x-www-form-urlencoded') return readParameterNames(body.toString('latin1'));
+
+  if (mediaType === 'multipart/form-data') {
+    const dispositions = body.toString('latin1').matchAll(/^content-disposition:[^\r\n]*?\bname=(?:"([^"]*)"|([^;\s]+))/gim);
+    return [...dispositions].map((match) => match[1] ?? match[2] ?? '');
+  }
+
+  if (mediaType === 'application/json' || mediaType.endsWith('+json')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      return [];
+    }
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? Object.keys(parsed) : [];
+  }
+
+  return [];
+}
