@@ -4,7 +4,7 @@ import { readParentDelegations } from '../oauth/delegation.ts';
 
 /**
  * Returns the names of the agents that handed the token on to the agent of a delegation, the
- * nearest first, so the person sees every agent behind a sub-agent's request. A chain that can
+ * nearest first, so the approval page names every agent behind a sub-agent's request. A chain that can
  * no longer be read gives the ids it has, or nothing.
  */
 export async function delegatingAgentNames(ctx: ServerContext, delegationId: string): Promise<string[]> {

@@ -77,7 +77,7 @@ async function decide(ctx: ServerContext, request: ApprovalRequest, reply: Fasti
   if (approval === undefined) return notFound(reply);
 
   // A request whose body the page could not show whole cannot be approved. decideApproval checks
-  // this too, but checking here first names the reason and asks for no fresh sign-in.
+  // this too, but checking here first names the reason and needs no fresh sign-in.
   if (decision === 'approved') {
     const body = await readApprovalBody(ctx, approval, {});
     if (body.kind === 'not_shown') {

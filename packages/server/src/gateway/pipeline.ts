@@ -258,7 +258,7 @@ function denialError(actionName: string, decision: Decision): OAuthError {
   }
 }
 
-/** The audit target for a log line, with the values of keys, codes and credentials in its query hidden. */
+/** Returns the audit target for a log line, with the values of keys, codes and credentials in its query hidden. */
 function loggedTarget(target: Record<string, unknown>): Record<string, unknown> {
   return typeof target.path === 'string' ? { ...target, path: redactCredentialParameters(target.path) } : target;
 }

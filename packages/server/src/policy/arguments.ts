@@ -78,7 +78,7 @@ const MAX_QUOTED_LITERAL = 40;
  * JSON number has already lost precision in JavaScript and Cedar would compare another value
  * than the one the upstream reads. When `numberLiterals` has the source text of a number member
  * (the gateway reads it from the body), a Long must also be written as an integer literal,
- * without fraction or exponent: JSON.parse reads `1e3` and `1000.0` as 1000, but an upstream that
+ * without fraction or exponent. JSON.parse reads `1e3` and `1000.0` as 1000, but an upstream that
  * parses integers strictly may reject them or read another value. Arguments that did not come
  * from JSON text (AuthZEN, CIBA, replay) are checked by value only.
  */
@@ -123,7 +123,7 @@ export function bindArguments(
 /** C0 controls and DEL, except tab, line feed and carriage return. */
 const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
-/** A member name as the most lenient decoder reads it: cut at NUL, NFKC-normalized, lower case, trimmed. */
+/** Returns a member name as the most lenient decoder reads it: cut at NUL, NFKC-normalized, lower case, trimmed. */
 function looseName(name: string): string {
   const nul = name.indexOf('\u0000');
   return (nul === -1 ? name : name.slice(0, nul)).normalize('NFKC').toLowerCase().trim();

@@ -76,7 +76,7 @@ export function evaluateCedar(policySet: Extract<PolicySet, { kind: 'cedar' }>, 
   return plain.length > 0 ? { kind: 'forbid', policies: plain } : { kind: 'approval', policies: determining };
 }
 
-/** The acting agent and the agents that handed it the token, each entity a child of the next. */
+/** Builds the entities of the acting agent and of the agents that handed it the token, each a child of the next. */
 function agentEntities(chain: readonly string[]): EntityJson[] {
   return chain.map((id, index) => {
     const parent = chain[index + 1];

@@ -22,10 +22,10 @@ export function cedarActionId(resourceName: string, actionName: string): string 
 
 /**
  * Builds the Cedar schema (JSON format) of a tenant from its resources. Every action applies
- * to an `Agent` or a `Person` principal and a `Resource`; an `Agent` may be a member of other
- * agents (the ones that handed it its token); and its context has an optional
- * `person` (the person an agent acts for), optional `method`, `path` and `query`, and an `arguments`
- * record of the action's declared arguments. Each argument is optional, because a call may
+ * to an `Agent` or a `Person` principal and a `Resource`. An `Agent` may be a member of the
+ * agents that handed it its token. The context has an optional `person` (the person an agent
+ * acts for), optional `method`, `path` and `query`, and an `arguments` record of the action's
+ * declared arguments. Each argument is optional, because a call may
  * leave it out, so strict validation makes a policy test it with `has` before reading it.
  */
 export function buildCedarSchema(resources: readonly SchemaResource[]): SchemaJson<string> {

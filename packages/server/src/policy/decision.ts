@@ -40,7 +40,7 @@ export interface DecisionRequest {
     numberLiterals?: ReadonlyMap<string, string> | undefined;
     /** True when the call has a body that is not a JSON object, so its arguments cannot be read. */
     unreadableBody?: boolean | undefined;
-    /** Why the body cannot be read, for the denial message. */
+    /** The reason the body cannot be read, for the denial message. */
     unreadableReason?: string | undefined;
     method?: string | undefined;
     path?: string | undefined;

@@ -52,7 +52,7 @@ describe('delegation chain at the gateway', () => {
     pep = { pepId: application.client.client_id, pepSecret: application.clientSecret ?? '' };
   });
 
-  /** The parent's delegated token, handed on to the sub-agent by the parent with the sub-agent's actor token. */
+  /** Returns the parent's delegated token, handed on to the sub-agent by the parent with the sub-agent's actor token. */
   async function subAgentToken(scope = 'read write echo'): Promise<string> {
     const parentToken = await delegatedToken(server, world, scope);
     const own = await postToken(server, sub, [['grant_type', 'client_credentials'], ['resource', world.identifier], ['scope', 'read']]);
