@@ -62,7 +62,21 @@ export async function startChildServer(name: string, script: string, args: strin
     child.once('error', (error) => fail(`failed to start: ${error.message}`));
   });
 
-  return { name, pid: child.pid ?? 0, url, stop: () => stopChild(child) };
+  // A server that dies during a phase only shows as failed requests, so its end is reported with its stderr.
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`bench: ${name} exited during the run (code ${String(code)}, signal ${String(signal)}). Its stderr: ${stderr.trim() || '(empty)'}\n`);
+  });
+
+  return {
+    name,
+    pid: child.pid ?? 0,
+    url,
+    stop: () => {
+      stopping = true;
+      return stopChild(child);
+    },
+  };
 }
 
 /** Sends SIGTERM, and SIGKILL if the child is still running after five seconds. */

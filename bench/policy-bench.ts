@@ -3,6 +3,7 @@
  * `decideCall` with its database reads), and AuthZEN Access Evaluations per second over HTTP
  * next to a bare `node:http` server that returns a fixed decision.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
 import { updatePolicy } from '../packages/server/src/admin/policy.ts';
 import { createClientRecord } from '../packages/server/src/admin/clients.ts';
@@ -26,6 +27,9 @@ export const AUTHZEN_CONNECTIONS = [1, 16];
 
 /** Upper bound on the latency samples of one in-process row, so that its memory stays bounded (16 MiB). */
 const MAX_SAMPLES = 2_000_000;
+
+/** How long the event loop runs after the in-process rows before any HTTP request is sent. */
+const IO_SETTLE_MS = 100;
 
 const BENCH_ROLE = 'bench-reader';
 const PAY_ARGUMENTS = { amount: 'Long', currency: 'String' } as const;
@@ -123,6 +127,10 @@ export async function measurePolicy(input: PolicyBenchInput): Promise<PolicyMeas
     await updatePolicy(ctx, { source: BENCH_POLICY }, 'bench');
     record(await measureAsync('decideCall() on SQLite with the Cedar policy', async () => expectAllow((await decideCall(ctx, call)).decision.decision), settings, input.benchmarkPids));
 
+    // The rows above never let the event loop poll for I/O (better-sqlite3 runs synchronously), so a
+    // keep-alive socket that a server closed meanwhile would still sit in fetch's pool and fail
+    // the next request with "other side closed". A short pause lets those closes arrive first.
+    await delay(IO_SETTLE_MS);
     const authzen = await measureAuthzen(input, ctx, bare, resource.identifier);
     return { latency, authzen };
   } finally {

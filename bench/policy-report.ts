@@ -73,7 +73,9 @@ AuthZEN endpoint call. It reads the current roles of the person and the agent an
 the policy in force from SQLite (three queries on the benchmark's temporary database) and then
 calls \`decide()\`. The policy is compiled once per version, so its compilation is not in these
 rows. "Other processes" is the share of the machine's CPU time that processes outside the
-benchmark used during the row.
+benchmark used during the row. Mandate stops V8 from inlining calls into WebAssembly
+(\`--no-turbo-inline-js-wasm-calls\`, set in \`policy/cedar-wasm.ts\`), because with that inlining
+Node.js 20 aborted during the Cedar rows; every row here is measured with the flag set.
 
 The Cedar policy of these rows and of the AuthZEN rows has four \`forbid\` policies. The call passes
 all of them, so Cedar evaluates every condition that applies to \`pay\` and the decision is \`allow\`:

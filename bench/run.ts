@@ -235,6 +235,9 @@ function log(line: string): void {
 try {
   await main();
 } catch (error) {
-  process.stderr.write(`bench: ${(error as Error).message}\n`);
+  // fetch() reports only "fetch failed" and keeps the reason, such as ECONNREFUSED, in `cause`.
+  const cause = (error as Error).cause;
+  const reason = cause instanceof Error ? ` (${cause.message})` : '';
+  process.stderr.write(`bench: ${(error as Error).message}${reason}\n`);
   process.exitCode = 1;
 }

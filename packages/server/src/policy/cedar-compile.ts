@@ -1,4 +1,4 @@
-import { policySetTextToParts, policyToJson, preparsePolicySet, validate, type DetailedError, type SchemaJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { policySetTextToParts, policyToJson, preparsePolicySet, validate, type DetailedError, type SchemaJson } from './cedar-wasm.ts';
 import { sha256Hex } from '../store/ids.ts';
 
 /**

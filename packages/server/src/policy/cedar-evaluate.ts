@@ -1,4 +1,4 @@
-import { statefulIsAuthorized, type Context, type EntityJson, type EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { statefulIsAuthorized, type Context, type EntityJson, type EntityUidJson } from './cedar-wasm.ts';
 import type { ArgumentValue } from './arguments.ts';
 import type { PolicySet } from './cedar-compile.ts';
 import { AGENT_TYPE, PERSON_TYPE, RESOURCE_TYPE, cedarActionId } from './cedar-schema.ts';

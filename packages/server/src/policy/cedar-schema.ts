@@ -1,4 +1,4 @@
-import type { SchemaJson, TypeOfAttribute } from '@cedar-policy/cedar-wasm/nodejs';
+import type { SchemaJson, TypeOfAttribute } from './cedar-wasm.ts';
 import type { ArgumentDeclarations } from './arguments.ts';
 
 /** The entity types of Mandate's Cedar model, in the empty namespace. */

@@ -1,4 +1,4 @@
-import type { SchemaJson } from '@cedar-policy/cedar-wasm/nodejs';
+import type { SchemaJson } from './cedar-wasm.ts';
 import type { ServerContext } from '../context.ts';
 import { listResources } from '../resources/registration.ts';
 import { nowSeconds } from '../store/ids.ts';
