@@ -244,6 +244,11 @@ describe('attack matrix: each attack gets its exact rejection', () => {
     assertRejected(outcome, 400, 'invalid_request', /^Bearer realm="mandate", error="invalid_request", error_description="[^"]+"$/);
   });
 
+  test('access token in a form body (RFC 6750 §2.2)', async () => {
+    const outcome = await call(`${server.issuer}/gateway/${gateway.resourceName}/items`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `access_token=${genuine}` });
+    assertRejected(outcome, 400, 'invalid_request', /^Bearer realm="mandate", error="invalid_request", error_description="[^"]+"$/);
+  });
+
   test('method override field at the gateway', async () => {
     const outcome = await call(`${server.issuer}/gateway/${gateway.resourceName}/items/1`, { headers: { authorization: `Bearer ${genuine}`, 'x-http-method-override': 'DELETE' } });
     assertRejected(outcome, 400, 'invalid_request', null);

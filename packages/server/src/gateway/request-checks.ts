@@ -28,16 +28,31 @@ const OVERRIDE_PARAMETERS: ReadonlySet<string> = new Set(['_method', '_httpmetho
 export function checkQueryCredentials(query: string): void {
   const parameter = findCredentialParameter(query);
   if (parameter === undefined) return;
-
-  const description = `The gateway does not accept credentials in the query string, and it found the parameter ${parameter}. Send the access token as "Authorization: Bearer <token>" and remove the parameter.`;
-  throw new QueryCredentialRejected(parameter, description);
+  throw new CredentialParameterRejected(parameter, `The gateway does not accept credentials in the query string, and it found the parameter ${parameter}.`);
 }
 
-/** A request refused because its query carries a credential parameter (normalized name in `parameter`). */
-export class QueryCredentialRejected extends InvalidRequest {
+/**
+ * Rejects a form body (URL-encoded or multipart) with an `access_token` field, the way RFC 6750
+ * §2.2 sends a token in the body. Mandate does not read a token there, so the token would be
+ * forwarded to the upstream and shown on the approval page. Other credential names are not
+ * checked in bodies, because an upstream API may take a field such as `password` as data.
+ */
+export function checkBodyCredentials(body: Buffer, contentType: string | undefined): void {
+  if (!isFormBody(contentType)) return;
+  const field = bodyFieldNames(body, contentType).map(normalizeParameterName).find((name) => name === BODY_TOKEN_FIELD);
+  if (field === undefined) return;
+  throw new CredentialParameterRejected(field, `The gateway does not accept an access token in the request body, and it found the form field ${field}.`);
+}
+
+/** The form field of RFC 6750 §2.2, as `normalizeParameterName` returns it. */
+const BODY_TOKEN_FIELD = 'access_token';
+
+/** A request rejected because its query or form body carries a credential (normalized name in `parameter`). */
+export class CredentialParameterRejected extends InvalidRequest {
   readonly parameter: string;
 
-  constructor(parameter: string, description: string) {
+  constructor(parameter: string, finding: string) {
+    const description = `${finding} Send the access token as "Authorization: Bearer <token>" and remove the ${parameter} parameter.`;
     super(description, { headers: { 'www-authenticate': `Bearer realm="mandate", error="invalid_request", error_description="${description.replace(/["\\]/g, '')}"` } });
     this.parameter = parameter;
   }
@@ -82,7 +97,7 @@ export class OverrideRejected extends InvalidRequest {
  */
 function bodyFieldNames(body: Buffer, contentType: string | undefined): string[] {
   if (body.length === 0 || contentType === undefined) return [];
-  const mediaType = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  const mediaType = mediaTypeOf(contentType);
 
   if (mediaType === 'application/x-www-form-urlencoded') return readParameterNames(body.toString('latin1'));
 
@@ -102,4 +117,16 @@ function bodyFieldNames(body: Buffer, contentType: string | undefined): string[]
   }
 
   return [];
+}
+
+/** Tells whether the body is a form: URL-encoded or multipart. */
+function isFormBody(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const mediaType = mediaTypeOf(contentType);
+  return mediaType === 'application/x-www-form-urlencoded' || mediaType === 'multipart/form-data';
+}
+
+/** Returns the media type of a Content-Type value in lower case, without parameters. */
+function mediaTypeOf(contentType: string): string {
+  return contentType.split(';')[0]?.trim().toLowerCase() ?? '';
 }

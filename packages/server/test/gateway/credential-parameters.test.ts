@@ -162,3 +162,44 @@ test('request log redacts API keys', async () => {
   assert.equal(logs.includes(value), false, 'no log line has the value');
   assert.match(logs, new RegExp(`"url":"/gateway/${gateway.world.resourceName}/items/1\\?api_key=\\[redacted\\]&code=\\[redacted\\]&page=2"`));
 });
+
+test('form body access token is rejected', async () => {
+  const upstreamCalls = gateway.upstream.received.length;
+  const approvalsBefore = await gateway.server.ctx.db.selectFrom('approvals').select('id').execute();
+  const multipart = ['--b1', 'Content-Disposition: form-data; name="access_token"', '', gateway.token, '--b1--', ''].join('\r\n');
+  const cases: Array<[path: string, body: string, contentType: string]> = [
+    ['/send', `to=bob&access_token=${gateway.token}`, 'application/x-www-form-urlencoded'],
+    ['/items', `Access.Token=${gateway.token}`, 'application/x-www-form-urlencoded; charset=utf-8'],
+    ['/items', `%61ccess_token=${gateway.token}`, 'Application/X-WWW-Form-Urlencoded'],
+    ['/items', multipart, 'multipart/form-data; boundary=b1'],
+  ];
+
+  for (const [path, body, contentType] of cases) {
+    const response = await send(`/gateway/${gateway.world.resourceName}${path}`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body, contentType });
+    assert.equal(response.status, 400, `status for ${body.slice(0, 20)}`);
+    assert.equal(response.json.error, 'invalid_request');
+    assert.match(String(response.json.error_description), /form field access_token\./);
+    assert.match(String(response.headers['www-authenticate']), /^Bearer realm="mandate", error="invalid_request"/);
+  }
+  const withoutHeader = await send(`/gateway/${gateway.world.resourceName}/items`, { method: 'POST', body: `access_token=${gateway.token}`, contentType: 'application/x-www-form-urlencoded' });
+  assert.equal(withoutHeader.status, 400, 'a token only in the body gets the same error, not 401');
+
+  assert.equal(gateway.upstream.received.length, upstreamCalls, 'nothing reached the upstream');
+  const approvalsAfter = await gateway.server.ctx.db.selectFrom('approvals').select('id').execute();
+  assert.equal(approvalsAfter.length, approvalsBefore.length, 'no approval was requested');
+  assert.equal((await tableText('audit_log')).includes(gateway.token), false, 'audit_log');
+  assert.equal(gateway.server.logs.join('').includes(gateway.token), false, 'log output');
+
+  const entry = (await deniedEntries()).find((event) => (event.reason as Record<string, unknown>).check === 'body_credential');
+  assert.ok(entry, 'the denial is audited');
+  assert.equal((entry.reason as Record<string, unknown>).parameter, 'access_token');
+});
+
+test('other body fields are forwarded', async () => {
+  const form = await send(`/gateway/${gateway.world.resourceName}/items`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body: 'password=data-field&my_access_token=1', contentType: 'application/x-www-form-urlencoded' });
+  assert.equal(form.status, 200, 'a form field named password is data for the upstream');
+
+  const json = await send(`/gateway/${gateway.world.resourceName}/items`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body: '{"access_token":"upstream-record"}', contentType: 'application/json' });
+  assert.equal(json.status, 200, 'RFC 6750 §2.2 covers form bodies only, so a JSON member is data');
+  assert.equal(gateway.upstream.received.at(-1)?.body.toString('utf8'), '{"access_token":"upstream-record"}');
+});
