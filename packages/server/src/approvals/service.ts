@@ -4,6 +4,7 @@ import type { ApprovalTable } from '../store/schema.ts';
 import type { Db } from '../store/db.ts';
 import { bindingHash, bindRequest, type BoundRequest } from './binding.ts';
 import { listPendingRequests, recordDecision, type DecisionFailure } from './decision.ts';
+import { deleteExpiredApprovals } from './expired-requests.ts';
 import { openBodyPreview, sealBodyPreview } from './body-preview.ts';
 import { readableBody, type ReadableBody } from './readable-body.ts';
 import type { ArgumentDeclarations } from '../policy/arguments.ts';
@@ -24,6 +25,7 @@ export type ApprovalStatus = Approval['status'] | 'expired';
  * that repeats the same request before the person decides gets the pending approval it
  * already has, so retries do not pile up requests on the person's page. `onCreated` runs in
  * the creating transaction (to append its audit entry); when it throws, nothing is created.
+ * Creating one also deletes the approvals past their retention (see expired-requests.ts).
  */
 export async function createApproval(ctx: Ctx, input: NewApproval, onCreated?: (approval: Approval, trx: Db) => Promise<void>): Promise<{ approval: Approval; created: boolean }> {
   const binding = bindRequest(input);
@@ -43,6 +45,7 @@ export async function createApproval(ctx: Ctx, input: NewApproval, onCreated?: (
     if (pending !== undefined) return { approval: pending, created: false };
 
     const id = newId('apr');
+    await deleteExpiredApprovals(trx, ctx.tenantId, now);
     const approval: Approval = {
       id,
       tenant_id: ctx.tenantId,

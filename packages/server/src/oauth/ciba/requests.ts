@@ -4,6 +4,7 @@ import type { Db } from '../../store/db.ts';
 import { newId, newSecret, nowSeconds, sha256Hex } from '../../store/ids.ts';
 import type { CibaRequestTable } from '../../store/schema.ts';
 import { listPendingRequests, recordDecision, type DecisionFailure } from '../../approvals/decision.ts';
+import { deleteExpiredCibaRequests } from '../../approvals/expired-requests.ts';
 import { createDelegation } from '../delegation.ts';
 import { OIDC_SCOPES } from '../scope.ts';
 import { canonicalDetails, type MandateActionDetail } from './authorization-details.ts';
@@ -40,7 +41,8 @@ interface PingSecrets {
 /**
  * Stores a new request with a fresh `auth_req_id` of 256 random bits (CIBA Core 1.0 §7.3 requires
  * at least 128), of which only the SHA-256 is kept. `onCreated` runs in the same transaction
- * to append the audit entry; when it throws, nothing is stored.
+ * to append the audit entry; when it throws, nothing is stored. Storing one also deletes the
+ * requests past their retention (see approvals/expired-requests.ts).
  */
 export async function createCibaRequest(ctx: Ctx & Pick<ServerContext, 'envelope'>, input: NewCibaRequest, onCreated: (request: CibaRequest, trx: Db) => Promise<void>): Promise<{ authReqId: string; request: CibaRequest }> {
   const authReqId = newSecret();
@@ -73,6 +75,7 @@ export async function createCibaRequest(ctx: Ctx & Pick<ServerContext, 'envelope
   };
 
   await ctx.db.transaction().execute(async (trx) => {
+    await deleteExpiredCibaRequests(trx, ctx.tenantId, now);
     await trx.insertInto('ciba_requests').values(request).execute();
     await onCreated(request, trx);
   });
