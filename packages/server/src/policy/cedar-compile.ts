@@ -1,5 +1,6 @@
 import { policySetTextToParts, policyToJson, preparsePolicySet, validate, type DetailedError, type SchemaJson } from './cedar-wasm.ts';
 import { sha256Hex } from '../store/ids.ts';
+import { findDepthProblem } from './policy-depth.ts';
 
 /**
  * Mandate's own policy, added to every policy set: it permits everything, so Cedar denies only
@@ -45,11 +46,24 @@ interface PolicyPart {
 /**
  * Compiles a policy text for `decide`. It parses the text into single policies and names each
  * by its `@id` annotation, or `policy<N>` (Cedar's own name for the N-th policy). It checks
- * Mandate's rules: no templates, unique ids, `@approval` only on `forbid`. It validates the text
+ * Mandate's rules: nesting within the limits of policy-depth.ts (before Cedar reads the text),
+ * no templates, unique ids, `@approval` only on `forbid`. It validates the text
  * in Cedar's strict mode against `schema` and preparses it with the base permit. Problems are
  * returned, not thrown, so a caller can show them all to the administrator.
  */
 export function compilePolicy(source: string, version: number, schema: SchemaJson<string>): CompileResult {
+  const tooDeep = findDepthProblem(source);
+  if (tooDeep !== undefined) return { ok: false, errors: [tooDeep] };
+  try {
+    return compileWithCedar(source, version, schema);
+  } catch (error) {
+    // A trap inside cedar-wasm can leave its memory damaged, so later calls may fail as well.
+    const message = `Cedar failed while compiling the policy: ${(error as Error).message}. If other policies now fail the same way, restart Mandate.`;
+    return { ok: false, errors: [{ message }] };
+  }
+}
+
+function compileWithCedar(source: string, version: number, schema: SchemaJson<string>): CompileResult {
   const split = splitPolicies(source);
   if (!split.ok) return split;
   const { parts, approvalPolicyIds } = split;

@@ -93,6 +93,23 @@ test('invalid policy is rejected and the previous stays', async () => {
   assert.deepEqual(versions, [], 'nothing was stored');
 });
 
+test('deeply nested policy is rejected', async () => {
+  const inForce = await api.call('PUT', '/policy', { source: BIG_PAYMENTS });
+  const version = Number(inForce.json.version);
+
+  // 300 nested parentheses overflowed cedar-wasm's stack, and every later save then failed with 500.
+  const deep = `forbid(principal, action == Action::"payments/pay", resource)\nwhen { ${'('.repeat(300)}context.arguments has amount${')'.repeat(300)} };`;
+  const response = await api.call('PUT', '/policy', { source: deep });
+  assert.equal(response.status, 422);
+  assert.equal(response.json.type, 'urn:mandate:problem:invalid-policy');
+  assert.match(String(response.json.detail), /line 2, column \d+: The policy nests more than 32 brackets deep/);
+  assert.equal((await api.call('GET', '/policy')).json.version, version, 'the previous version stays in force');
+
+  const next = await api.call('PUT', '/policy', { source: BIG_PAYMENTS.replace('1000', '2000') });
+  assert.equal(next.status, 200, 'Cedar still compiles the next policy');
+  assert.equal(next.json.version, version + 1);
+});
+
 test('policy body is checked', async () => {
   for (const body of [{}, { source: 5 }, { source: '', extra: true }, 'forbid(principal, action, resource);']) {
     const response = await api.call('PUT', '/policy', body);
