@@ -1,6 +1,7 @@
 import { normalizeUpstreamPath, type UpstreamPath } from '../gateway/path.ts';
 import { findCredentialParameter } from '../http/query-parameters.ts';
 import { InvalidRequest } from '../oauth/errors.ts';
+import { isWellFormedText } from '../http/well-formed-text.ts';
 
 /**
  * The subject type Mandate evaluates: `id` is the access token that the agent presented to the
@@ -186,5 +187,6 @@ function requireString(value: unknown, label: string, maxLength: number): string
   if (value === undefined) throw new InvalidRequest(`${label} is missing.`);
   if (typeof value !== 'string' || value === '') throw new InvalidRequest(`${label} must be a non-empty string.`);
   if (value.length > maxLength) throw new InvalidRequest(`${label} is longer than ${maxLength} characters.`);
+  if (!isWellFormedText(value)) throw new InvalidRequest(`${label} contains a lone UTF-16 surrogate (such as \\ud800), which is not text. Send valid Unicode.`);
   return value;
 }

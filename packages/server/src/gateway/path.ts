@@ -1,4 +1,5 @@
 import { InvalidRequest } from '../oauth/errors.ts';
+import { isWellFormedText } from '../http/well-formed-text.ts';
 
 /** The part of a gateway request after `/gateway/<resource>`, checked and in one canonical form. */
 export interface UpstreamPath {
@@ -26,6 +27,8 @@ export function normalizeUpstreamPath(rawTarget: string): UpstreamPath {
   if (!rawPath.startsWith('/')) throw new InvalidRequest('The gateway path must start with "/" after the resource name.');
   if (rawPath.includes('#')) throw new InvalidRequest('The gateway path must not contain a fragment.');
   if (/[\u0000-\u001f\u007f]/.test(rawTarget)) throw new InvalidRequest('The gateway request target must not contain control characters.');
+  // An HTTP request line cannot carry one, but AuthZEN and policy test files pass JSON strings here.
+  if (!isWellFormedText(rawTarget)) throw new InvalidRequest('The gateway request target must not contain a lone UTF-16 surrogate.');
 
   // `/gateway/<name>/` addresses the upstream base path itself.
   if (rawPath === '/') return { decoded: '/', encoded: '/', query };

@@ -3,6 +3,8 @@
  * JSON body policies may read, and the Cedar type of each. Only declared arguments reach Cedar.
  */
 
+import { isWellFormedText } from '../http/well-formed-text.ts';
+
 export const ARGUMENT_TYPES = ['String', 'Long', 'Boolean'] as const;
 export type ArgumentType = (typeof ARGUMENT_TYPES)[number];
 
@@ -92,12 +94,12 @@ export function bindArguments(
   const typeErrors: string[] = [];
   if (provided === undefined) return { values, typeErrors };
 
-  const providedNames = Object.keys(provided);
+  const namesByLooseName = looseNameGroups(provided);
   for (const [name, type] of Object.entries(declarations)) {
     // Some JSON decoders match member names without regard to case (Go's encoding/json, for
     // one), and others cut names at NUL, trim them or normalize Unicode, so `AMOUNT`, `amount `
     // or a full-width `ａmount` next to `amount` could be the value an upstream acts on.
-    const variants = providedNames.filter((other) => other !== name && looseName(other) === looseName(name));
+    const variants = (namesByLooseName.get(looseName(name)) ?? []).filter((other) => other !== name);
     if (variants.length > 0) {
       typeErrors.push(`argument ${name} also occurs as ${variants.map((variant) => JSON.stringify(variant)).join(', ')}, which some JSON decoders read as the same member`);
       continue;
@@ -113,6 +115,10 @@ export function bindArguments(
       typeErrors.push(`argument ${name} contains a control character other than tab, line feed or carriage return, which decoders may cut the value at`);
       continue;
     }
+    if (typeof value === 'string' && !isWellFormedText(value)) {
+      typeErrors.push(`argument ${name} contains a lone UTF-16 surrogate, which is not text and which decoders replace or reject`);
+      continue;
+    }
     const literal = type === 'Long' ? numberLiterals?.get(name) : undefined;
     if (matchesType(value, type, literal)) values[name] = value;
     else typeErrors.push(`argument ${name} must be a ${describeType(type)}, not ${describeValue(value, type, literal)}`);
@@ -122,6 +128,29 @@ export function bindArguments(
 
 /** C0 controls and DEL, except tab, line feed and carriage return. */
 const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+/**
+ * Member names of argument objects grouped by `looseName`. The items of an AuthZEN batch share
+ * the request's default `context.arguments` object, so it is grouped once for all of them.
+ * Argument objects come from parsed JSON and are never changed afterwards.
+ */
+const groupsByArguments = new WeakMap<object, Map<string, string[]>>();
+
+/** Returns the member names of `provided` grouped by `looseName`, each name normalized once. */
+function looseNameGroups(provided: Readonly<Record<string, unknown>>): Map<string, string[]> {
+  const known = groupsByArguments.get(provided);
+  if (known !== undefined) return known;
+
+  const groups = new Map<string, string[]>();
+  for (const name of Object.keys(provided)) {
+    const key = looseName(name);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [name]);
+    else group.push(name);
+  }
+  groupsByArguments.set(provided, groups);
+  return groups;
+}
 
 /** Returns a member name as the most lenient decoder reads it: cut at NUL, NFKC-normalized, lower case, trimmed. */
 function looseName(name: string): string {

@@ -129,11 +129,24 @@ function auditRecord(call: CallToDecide, decision: Decision, declarations: Argum
   };
 }
 
+/**
+ * Digests of argument objects already hashed. The items of an AuthZEN batch share the request's
+ * default `context.arguments` object, which may be up to the body limit in size, so it is hashed
+ * once for all of them. Argument objects come from parsed JSON and are never changed afterwards.
+ */
+const digestsByArguments = new WeakMap<object, string | null>();
+
 /** SHA-256 of the arguments' canonical JSON, or null when they have no canonical form (a number JSON.parse turned into Infinity). */
 function argumentsDigest(values: Readonly<Record<string, unknown>>): string | null {
+  const known = digestsByArguments.get(values);
+  if (known !== undefined) return known;
+
+  let digest: string | null;
   try {
-    return sha256Hex(canonicalJson(values));
+    digest = sha256Hex(canonicalJson(values));
   } catch {
-    return null;
+    digest = null;
   }
+  digestsByArguments.set(values, digest);
+  return digest;
 }

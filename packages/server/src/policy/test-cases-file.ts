@@ -79,7 +79,7 @@ const caseInputs = {
       try {
         return normalizeUpstreamPath(value).decoded;
       } catch (error) {
-        check.addIssue({ code: 'custom', message: `is a path the gateway rejects: ${(error as Error).message}` });
+        check.addIssue({ code: 'custom', message: `is a path the gateway rejects: ${(error as Error).message.replace(/\.$/, '')}` });
         return z.NEVER;
       }
     })

@@ -207,6 +207,12 @@ when { context.arguments has amount && context.arguments.amount > 1000 };`,
   assert.equal(typed.context.denied_by, 'argument_type');
   assert.match(String((typed.context.errors as string[])[0]), /argument amount must be a JSON integer/);
 
+  // Cedar's JSON reader rejects a lone surrogate, which showed as a policy error without the argument's name.
+  const surrogate = await evaluate(pep, evaluationOf(world, agentToken, 'pay', { arguments: { amount: 5, currency: 'EUR\ud800' } }));
+  assert.equal(surrogate.decision, false);
+  assert.equal(surrogate.context.denied_by, 'argument_type');
+  assert.match(String((surrogate.context.errors as string[])[0]), /^argument currency contains a lone UTF-16 surrogate/);
+
   await setPolicy(api, `forbid(principal, action == Action::"${world.resourceName}/pay", resource) when { context has path && context.path like "/admin*" };`);
   const path = await evaluate(pep, evaluationOf(world, agentToken, 'pay', { arguments: { amount: 1 }, path: '/admin/payments' }));
   assert.equal(path.decision, false, 'context.path reaches Cedar');
@@ -321,6 +327,7 @@ test('bad requests get 400 invalid_request', async () => {
     ['arguments array', { ...valid, context: { arguments: [1] } }, /context\.arguments must be a JSON object/],
     ['method', { ...valid, context: { method: 'GET /' } }, /context\.method must be an HTTP method name/],
     ['path', { ...valid, context: { path: 'payments?x=1' } }, /context\.path must start with \//],
+    ['lone surrogate in path', { ...valid, context: { path: '/payments/\ud800' } }, /^context\.path contains a lone UTF-16 surrogate/],
   ];
   for (const [label, body, description] of cases) {
     const response = await callPdp(server, EVALUATION, body, { token: pep });

@@ -83,6 +83,12 @@ describe('Long written in JSON', () => {
     assert.match(bindArguments(DECLARED, { amount: 1000.5 }).typeErrors[0] ?? '', /not a number that is not an integer/);
   });
 
+  test('lone surrogate in a string is denied', () => {
+    const bound = bindArguments({ note: 'String' }, jsonBodyArguments(JSON_TYPE, Buffer.from('{"note":"a\\ud800b"}')).values);
+    assert.deepEqual(bound.typeErrors, ['argument note contains a lone UTF-16 surrogate, which is not text and which decoders replace or reject']);
+    assert.deepEqual(bindArguments({ note: 'String' }, { note: 'emoji \u{1F600}' }).values, { note: 'emoji \u{1F600}' }, 'a surrogate pair is text');
+  });
+
   test('undeclared members are not checked', () => {
     const bound = bind('{"rate":1e3,"amount":2}');
     assert.deepEqual(bound, { values: { amount: 2 }, typeErrors: [] });
