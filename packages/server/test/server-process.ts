@@ -7,6 +7,15 @@ import { freePort, type TestServer } from './harness.ts';
 /** The CLI entry that `npm start` runs as `node --import tsx packages/server/src/cli/main.ts serve`. */
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
+/** The package's `mandate` executable, which registers tsx itself. */
+const BIN = fileURLToPath(new URL('../bin/mandate.mjs', import.meta.url));
+
+/** How the process is started: through `bin/mandate.mjs` instead of the CLI entry, and in which working directory. */
+export interface LaunchOptions {
+  viaBin?: boolean;
+  cwd?: string;
+}
+
 /** How long the process may take, from the spawn, to serve its discovery document. */
 const READY_TIMEOUT_MS = 30_000;
 /** How long the process may take to exit after SIGTERM before it gets SIGKILL. */
@@ -32,11 +41,12 @@ export interface ServerProcess {
  * Starts `mandate serve` in a separate OS process, as an operator starts a second process of a
  * deployment: the same database as `shared` (its SQLite file, or its PostgreSQL database and
  * schema) and the same master key, configured through MANDATE_* variables only, on a free
- * loopback port with the issuer set to its own URL. `settings` add or override settings.
+ * loopback port with the issuer set to its own URL. `settings` add or override settings, and
+ * `launch` picks the executable and the working directory.
  * Resolves once the discovery document names that issuer. When the process does not get there
  * within READY_TIMEOUT_MS, it is stopped and the error quotes its output.
  */
-export async function startServerProcess(shared: TestServer, settings: Partial<ConfigInput> = {}): Promise<ServerProcess> {
+export async function startServerProcess(shared: TestServer, settings: Partial<ConfigInput> = {}, launch: LaunchOptions = {}): Promise<ServerProcess> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const databaseUrl = sharedDatabaseUrl(shared);
@@ -52,7 +62,8 @@ export async function startServerProcess(shared: TestServer, settings: Partial<C
     ...settings,
   };
 
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve'], { env: serveEnvironment(configuration), stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = launch.viaBin === true ? [BIN, 'serve'] : ['--import', 'tsx', CLI, 'serve'];
+  const child = spawn(process.execPath, args, { env: serveEnvironment(configuration), stdio: ['ignore', 'pipe', 'pipe'], ...(launch.cwd === undefined ? {} : { cwd: launch.cwd }) });
   let output = '';
   const record = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);

@@ -5,7 +5,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../harness.ts';
+import { freePort, startTestServer } from '../harness.ts';
+import { startServerProcess } from '../server-process.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -44,5 +45,20 @@ describe('mandate serve', () => {
     assert.equal(result.stderr.trim().split('\n').length, 1);
     assert.match(result.stderr, /MANDATE_PORT/);
     assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+});
+
+describe('bin/mandate.mjs', () => {
+  test('serves pages from any directory', async (t) => {
+    const shared = await startTestServer();
+    t.after(() => shared.stop());
+    const elsewhere = mkdtempSync(join(tmpdir(), 'mandate-cwd-'));
+    const child = await startServerProcess(shared, {}, { viaBin: true, cwd: elsewhere });
+    t.after(() => child.stop());
+
+    // The sign-in page is JSX: without the repository's JSX settings tsx compiled it for React, and it failed with 500.
+    const login = await fetch(`${child.issuer}/login`);
+    assert.equal(login.status, 200, child.outputTail());
+    assert.match(await login.text(), /<form[^>]*action="\/login"/);
   });
 });
