@@ -29,11 +29,12 @@ const TWO_CHARACTER_OPERATORS = new Set(['&&', '||', '==', '!=', '<=', '>=']);
 const ONE_CHARACTER_OPERATORS = new Set(['<', '>', '+', '-', '*', '!', '.']);
 const KEYWORD_OPERATORS = new Set(['if', 'in', 'has', 'like', 'is']);
 const IDENTIFIER = /[A-Za-z_][A-Za-z0-9_]*/y;
+const COMMENT_END = /[\r\n]/g;
 
 /**
  * Scans Cedar policy text for the first place where it nests deeper than `MAX_NESTING_DEPTH` or
  * where one policy has more than `MAX_OPERATORS_PER_POLICY` operators. String literals and `//`
- * comments are skipped, and a `;` outside brackets ends a policy. Returns undefined when the text
+ * comments (to the next line feed or carriage return) are skipped, and a `;` outside brackets ends a policy. Returns undefined when the text
  * is within both limits. The scan reads tokens only, so it also counts in text Cedar would reject.
  */
 export function findDepthProblem(source: string): DepthProblem | undefined {
@@ -65,8 +66,9 @@ export function findDepthProblem(source: string): DepthProblem | undefined {
       }
       index = end;
     } else if (pair === '//') {
-      const newline = source.indexOf('\n', index);
-      index = newline === -1 ? source.length : newline;
+      // Cedar ends a comment at a carriage return too, so a comment must not hide what follows one.
+      COMMENT_END.lastIndex = index;
+      index = COMMENT_END.exec(source) === null ? source.length : COMMENT_END.lastIndex - 1;
     } else if (OPENING.has(character)) {
       depth += 1;
       if (depth > MAX_NESTING_DEPTH) return problem(`The policy nests more than ${MAX_NESTING_DEPTH} brackets deep. Write the condition with less nesting.`);

@@ -83,6 +83,14 @@ test('strings and comments are not counted', () => {
   cedarSet(compile(source));
 });
 
+test('comment ends at a carriage return', () => {
+  // Cedar ends a comment at \r as well as \n, so the nesting after `// x\r` is read by Cedar.
+  const result = compile(`forbid(principal, action, resource) when { // x\r${parenthesized(200)}\n};`);
+  assert.ok(!result.ok);
+  assert.match(result.errors[0]?.message ?? '', /nests more than 32 brackets deep/);
+  assertCedarWorks();
+});
+
 test('overflowing policies leave Cedar working', () => {
   // Each of these overflowed cedar-wasm's stack and broke it for the rest of the process.
   const overflowing = [
