@@ -10,7 +10,7 @@ import type { Decision, DecisionResult } from '../policy/decision.ts';
 import { findResourceByIdentifier } from '../resources/registry.ts';
 import { requestTarget } from '../gateway/path.ts';
 import { actionMismatch } from '../gateway/action-match.ts';
-import { canonicalJson } from '../util/canonical-json.ts';
+import { canonicalArguments } from '../policy/canonical-arguments.ts';
 import type { EvaluationRequest } from './evaluation-request.ts';
 import { verifySubjectToken, type TokenSubject } from './subject-token.ts';
 
@@ -132,7 +132,7 @@ async function decideEvaluation(ctx: ServerContext, request: EvaluationRequest):
   const detailed = await checkAuthorizationDetails(ctx, subject.claims, {
     resource: resource.identifier,
     action: action.name,
-    body: request.arguments === undefined ? Buffer.alloc(0) : Buffer.from(canonicalJson(request.arguments), 'utf8'),
+    body: request.arguments === undefined ? Buffer.alloc(0) : Buffer.from(canonicalArguments(request.arguments), 'utf8'),
     contentType: request.arguments === undefined ? undefined : 'application/json',
     method: request.method,
     target: request.target,

@@ -1,7 +1,7 @@
 import type { ServerContext } from '../context.ts';
 import { tokenDigest } from '../audit/log.ts';
 import { sha256Hex } from '../store/ids.ts';
-import { canonicalJson } from '../util/canonical-json.ts';
+import { canonicalArguments } from './canonical-arguments.ts';
 import { parseArgumentDeclarations, type ArgumentDeclarations } from './arguments.ts';
 import { decide, type Decision, type DeniedBy } from './decision.ts';
 import { readPartyPermissions } from './intersection.ts';
@@ -129,11 +129,7 @@ function auditRecord(call: CallToDecide, decision: Decision, declarations: Argum
   };
 }
 
-/**
- * Digests of argument objects already hashed. The items of an AuthZEN batch share the request's
- * default `context.arguments` object, which may be up to the body limit in size, so it is hashed
- * once for all of them. Argument objects come from parsed JSON and are never changed afterwards.
- */
+/** Digests of argument objects already hashed, for the same reason as in canonical-arguments.ts. */
 const digestsByArguments = new WeakMap<object, string | null>();
 
 /** SHA-256 of the arguments' canonical JSON, or null when they have no canonical form (a number JSON.parse turned into Infinity). */
@@ -143,7 +139,7 @@ function argumentsDigest(values: Readonly<Record<string, unknown>>): string | nu
 
   let digest: string | null;
   try {
-    digest = sha256Hex(canonicalJson(values));
+    digest = sha256Hex(canonicalArguments(values));
   } catch {
     digest = null;
   }
