@@ -18,7 +18,7 @@ import { APPROVAL_FIELD, ApprovalRejected, ApprovalRequired, passApprovalGate } 
 import { CallerRejected, checkDelegation, presentedToken, useDpopChallenge, verifyDelegatedToken, verifySenderConstraint } from './authenticate.ts';
 import { buildOutgoingRequest, sendUpstream, type OutgoingRequest, type UpstreamResponse } from './forward.ts';
 import { normalizeUpstreamPath, requestTarget, splitRequestTarget, type UpstreamPath } from './path.ts';
-import { checkBodyCredentials, checkNoOverride, checkQueryCredentials, CredentialParameterRejected, OverrideRejected } from './request-checks.ts';
+import { checkBodyCredentials, checkContentEncoding, checkNoOverride, checkQueryCredentials, ContentEncodingRejected, CredentialParameterRejected, OverrideRejected } from './request-checks.ts';
 
 export interface GatewayRequest {
   /** The `<resource>` segment of `/gateway/<resource>/…`. */
@@ -58,9 +58,9 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
     throw error;
   };
 
-  // a. Credentials in the query or a form body, then resource and token (RFC 6750 §2.1-§2.3,
-  //    §3.1; RFC 9449 §7.1). The query is checked first: every later audit entry, log line and
-  //    approval could record it.
+  // a. Credentials in the query, a content-coded body, credentials in a form body, then resource
+  //    and token (RFC 6750 §2.1-§2.3, §3.1; RFC 9110 §8.4; RFC 9449 §7.1). The query is checked
+  //    first: every later audit entry, log line and approval could record it.
   const { rawPath, query } = splitRequestTarget(input.target);
   const headerToken = presented === undefined ? {} : { token_digest: tokenDigest(presented.token) };
   try {
@@ -68,6 +68,12 @@ export async function runGatewayCall(ctx: ServerContext, input: GatewayRequest):
   } catch (error) {
     if (!(error instanceof CredentialParameterRejected)) throw error;
     return deny(error, { check: 'query_credential', parameter: error.parameter, raw_path: rawPath.slice(0, 512), ...headerToken });
+  }
+  try {
+    checkContentEncoding(input.headers);
+  } catch (error) {
+    if (!(error instanceof ContentEncodingRejected)) throw error;
+    return deny(error, { check: 'content_encoding', content_encoding: error.codings.slice(0, 100), ...headerToken });
   }
   try {
     checkBodyCredentials(input.body, singleField(input.headers['content-type']));

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { findCredentialParameter, normalizeParameterName, readParameterNames } from '../http/query-parameters.ts';
-import { InvalidRequest } from '../oauth/errors.ts';
+import { InvalidRequest, OAuthError } from '../oauth/errors.ts';
+import { parseMediaType } from '../policy/json-arguments.ts';
 
 /**
  * Request fields that make a server treat a request as another method or another path than
@@ -59,6 +60,30 @@ export class CredentialParameterRejected extends InvalidRequest {
 }
 
 /**
+ * Rejects a request body with a content coding (RFC 9110 §8.4), such as gzip. The policy, the
+ * approval binding and the checks above read the body as sent, so an upstream that decodes it
+ * would act on fields that none of them saw. The status is 415 with `Accept-Encoding: identity`
+ * (RFC 7694 §3).
+ */
+export function checkContentEncoding(headers: IncomingHttpHeaders): void {
+  const codings = (headers['content-encoding'] ?? '').split(',').map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== '' && coding !== 'identity');
+  if (codings.length === 0) return;
+  throw new ContentEncodingRejected(codings.join(', '));
+}
+
+/** A request rejected because its body has a content coding (`codings`, as sent, lower case). */
+export class ContentEncodingRejected extends OAuthError {
+  readonly codings: string;
+
+  constructor(codings: string) {
+    super('invalid_request', 415, `The gateway does not accept a content-coded request body (Content-Encoding: ${codings.slice(0, 100)}), because policies and approvals read the body as sent. Send the body without a content coding.`, {
+      headers: { 'accept-encoding': 'identity' },
+    });
+    this.codings = codings;
+  }
+}
+
+/**
  * Rejects a request that carries an override of its method or path in a field, a query
  * parameter or a field of a form or JSON body. The policy decided the request line, so an agent
  * allowed `POST /items` could otherwise have the upstream run `DELETE /items`.
@@ -92,19 +117,13 @@ export class OverrideRejected extends InvalidRequest {
 /**
  * Returns the field names of a form body (URL-encoded or multipart) or the top-level member
  * names of a JSON object body. Any other body, or one that does not parse, has none.
- * NOTE: multipart names are read from any `Content-Disposition` line in the body without
- * parsing the parts, so such a line inside an uploaded file counts too.
  */
 function bodyFieldNames(body: Buffer, contentType: string | undefined): string[] {
   if (body.length === 0 || contentType === undefined) return [];
   const mediaType = mediaTypeOf(contentType);
 
-  if (mediaType === 'application/x-www-form-urlencoded') return readParameterNames(body.toString('latin1'));
-
-  if (mediaType === 'multipart/form-data') {
-    const dispositions = body.toString('latin1').matchAll(/^content-disposition:[^\r\n]*?\bname=(?:"([^"]*)"|([^;\s]+))/gim);
-    return [...dispositions].map((match) => match[1] ?? match[2] ?? '');
-  }
+  if (mediaType === 'application/x-www-form-urlencoded') return formTexts(body, contentType).flatMap((text) => readParameterNames(text));
+  if (mediaType.startsWith('multipart/')) return multipartFieldNames(body);
 
   if (mediaType === 'application/json' || mediaType.endsWith('+json')) {
     let parsed: unknown;
@@ -119,11 +138,60 @@ function bodyFieldNames(body: Buffer, contentType: string | undefined): string[]
   return [];
 }
 
+/** Charsets whose reading of a URL-encoded body's ASCII names equals the Latin-1 reading. */
+const ASCII_COMPATIBLE_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'iso-8859-1', 'latin1']);
+
+/**
+ * Returns the text of a URL-encoded body as Latin-1, and also as its declared charset when that
+ * is another one, such as UTF-16, that `TextDecoder` supports. An upstream that honors the label
+ * reads the names in the second text.
+ */
+function formTexts(body: Buffer, contentType: string): string[] {
+  const texts = [body.toString('latin1')];
+  const charset = parseMediaType(contentType)?.parameters.find(([name]) => name === 'charset')?.[1].toLowerCase();
+  if (charset === undefined || ASCII_COMPATIBLE_CHARSETS.has(charset)) return texts;
+  try {
+    texts.push(new TextDecoder(charset).decode(body));
+  } catch {
+    // A label TextDecoder does not support; only the Latin-1 reading is checked.
+  }
+  return texts;
+}
+
+/** The value of each `Content-Disposition` field in a multipart body. */
+const DISPOSITION_FIELD = /^content-disposition:([^\r\n]*)/gim;
+/** A `name` or `name*` parameter of a `Content-Disposition` value (RFC 7578 §4.2, RFC 8187), quoted or not. */
+const NAME_PARAMETER = /(?:^|;)\s*name(\*?)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))/gi;
+
+/**
+ * Returns every field name that the `Content-Disposition` fields of a multipart body give: all
+ * `name` parameters of a field (parsers differ in which of two they keep) and `name*` with its
+ * RFC 8187 charset and language dropped. The body is read as UTF-8, as RFC 7578 §5.1 names are.
+ * NOTE: the parts are not parsed, so a `Content-Disposition` line inside an uploaded file
+ * counts too, and so does `name=` inside a quoted `filename`.
+ */
+function multipartFieldNames(body: Buffer): string[] {
+  const names: string[] = [];
+  for (const field of body.toString('utf8').matchAll(DISPOSITION_FIELD)) {
+    for (const parameter of (field[1] ?? '').matchAll(NAME_PARAMETER)) {
+      const value = parameter[2] ?? parameter[3] ?? '';
+      names.push(parameter[1] === '*' ? withoutCharsetAndLanguage(value) : value);
+    }
+  }
+  return names;
+}
+
+/** Drops the `charset'language'` prefix of an RFC 8187 value; a value without one is returned whole. */
+function withoutCharsetAndLanguage(value: string): string {
+  const parts = value.split("'");
+  return parts.length >= 3 ? parts.slice(2).join("'") : value;
+}
+
 /** Tells whether the body is a form: URL-encoded or multipart. */
 function isFormBody(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
   const mediaType = mediaTypeOf(contentType);
-  return mediaType === 'application/x-www-form-urlencoded' || mediaType === 'multipart/form-data';
+  return mediaType === 'application/x-www-form-urlencoded' || mediaType.startsWith('multipart/');
 }
 
 /** Returns the media type of a Content-Type value in lower case, without parameters. */

@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { sql } from 'kysely';
 import { readAudit } from '../../src/audit/verify.ts';
 import { startGatewayFixture, type GatewayFixture } from './gateway-fixture.ts';
@@ -20,9 +21,9 @@ interface RawResponse {
 }
 
 /** Sends a request with the target exactly as given (fetch would re-encode parts of the query). */
-async function send(target: string, init: { method?: string; authorization?: string; body?: string; contentType?: string } = {}): Promise<RawResponse> {
+async function send(target: string, init: { method?: string; authorization?: string; body?: string | Buffer; contentType?: string; headers?: Record<string, string> } = {}): Promise<RawResponse> {
   const url = new URL(gateway.server.issuer);
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...init.headers };
   if (init.authorization !== undefined) headers.authorization = init.authorization;
   if (init.contentType !== undefined) headers['content-type'] = init.contentType;
   return new Promise((resolve, reject) => {
@@ -166,17 +167,23 @@ test('request log redacts API keys', async () => {
 test('form body access token is rejected', async () => {
   const upstreamCalls = gateway.upstream.received.length;
   const approvalsBefore = await gateway.server.ctx.db.selectFrom('approvals').select('id').execute();
-  const multipart = ['--b1', 'Content-Disposition: form-data; name="access_token"', '', gateway.token, '--b1--', ''].join('\r\n');
-  const cases: Array<[path: string, body: string, contentType: string]> = [
+  const multipart = (disposition: string) => ['--b1', `Content-Disposition: ${disposition}`, '', gateway.token, '--b1--', ''].join('\r\n');
+  const cases: Array<[path: string, body: string | Buffer, contentType: string]> = [
     ['/send', `to=bob&access_token=${gateway.token}`, 'application/x-www-form-urlencoded'],
     ['/items', `Access.Token=${gateway.token}`, 'application/x-www-form-urlencoded; charset=utf-8'],
     ['/items', `%61ccess_token=${gateway.token}`, 'Application/X-WWW-Form-Urlencoded'],
-    ['/items', multipart, 'multipart/form-data; boundary=b1'],
+    ['/items', Buffer.from(`access_token=${gateway.token}`, 'utf16le'), 'application/x-www-form-urlencoded; charset=utf-16le'],
+    ['/items', multipart('form-data; name="access_token"'), 'multipart/form-data; boundary=b1'],
+    // An RFC 8187 extended value, which some multipart parsers decode.
+    ['/items', multipart("form-data; name*=UTF-8''access_token"), 'multipart/form-data; boundary=b1'],
+    ['/items', multipart('form-data; name="note"; name="access_token"'), 'multipart/form-data; boundary=b1'],
+    ['/items', multipart('form-data; name="\uff41ccess_token"'), 'multipart/form-data; boundary=b1'],
+    ['/items', multipart('form-data; name=access_token'), 'multipart/mixed; boundary=b1'],
   ];
 
   for (const [path, body, contentType] of cases) {
     const response = await send(`/gateway/${gateway.world.resourceName}${path}`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body, contentType });
-    assert.equal(response.status, 400, `status for ${body.slice(0, 20)}`);
+    assert.equal(response.status, 400, `status for ${contentType}: ${body.toString().slice(0, 60)}`);
     assert.equal(response.json.error, 'invalid_request');
     assert.match(String(response.json.error_description), /form field access_token\./);
     assert.match(String(response.headers['www-authenticate']), /^Bearer realm="mandate", error="invalid_request"/);
@@ -202,4 +209,27 @@ test('other body fields are forwarded', async () => {
   const json = await send(`/gateway/${gateway.world.resourceName}/items`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body: '{"access_token":"upstream-record"}', contentType: 'application/json' });
   assert.equal(json.status, 200, 'RFC 6750 §2.2 covers form bodies only, so a JSON member is data');
   assert.equal(gateway.upstream.received.at(-1)?.body.toString('utf8'), '{"access_token":"upstream-record"}');
+});
+
+test('content-coded body is rejected', async () => {
+  const upstreamCalls = gateway.upstream.received.length;
+  const body = gzipSync(`access_token=${gateway.token}&_method=DELETE`);
+  const response = await send(`/gateway/${gateway.world.resourceName}/items`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body, contentType: 'application/x-www-form-urlencoded', headers: { 'content-encoding': 'gzip' } });
+  assert.equal(response.status, 415);
+  assert.equal(response.json.error, 'invalid_request');
+  assert.match(String(response.json.error_description), /Content-Encoding: gzip/);
+  assert.equal(response.headers['accept-encoding'], 'identity', 'RFC 7694: the codings the gateway accepts');
+  assert.equal(gateway.upstream.received.length, upstreamCalls, 'nothing reached the upstream');
+
+  const identity = await send(`/gateway/${gateway.world.resourceName}/items`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body: 'note=1', contentType: 'application/x-www-form-urlencoded', headers: { 'content-encoding': 'identity' } });
+  assert.equal(identity.status, 200, 'the identity coding changes nothing');
+});
+
+test('multipart override spellings are rejected', async () => {
+  for (const disposition of ["form-data; name*=UTF-8''_method", 'form-data; name="note"; name="_method"']) {
+    const body = ['--b1', `Content-Disposition: ${disposition}`, '', 'DELETE', '--b1--', ''].join('\r\n');
+    const response = await send(`/gateway/${gateway.world.resourceName}/items`, { method: 'POST', authorization: `Bearer ${gateway.token}`, body, contentType: 'multipart/form-data; boundary=b1' });
+    assert.equal(response.status, 400, disposition);
+    assert.match(String(response.json.error_description), /the body field _method/, disposition);
+  }
 });
