@@ -3,11 +3,14 @@ import assert from 'node:assert/strict';
 import { compilePolicy, type CompileResult, type PolicySet } from '../../src/policy/cedar-compile.ts';
 import { evaluateCedar } from '../../src/policy/cedar-evaluate.ts';
 import { buildCedarSchema } from '../../src/policy/cedar-schema.ts';
-import { MAX_NESTING_DEPTH, MAX_OPERATORS_PER_POLICY } from '../../src/policy/policy-depth.ts';
+import { MAX_NESTING_DEPTH, MAX_STEPS_PER_POLICY } from '../../src/policy/policy-depth.ts';
 
 const SCHEMA = buildCedarSchema([{ name: 'payments', actions: [{ name: 'pay', arguments: { amount: 'Long' } }] }]);
 const HAS_AMOUNT = 'context.arguments has amount';
 const REFERENCE = 'forbid(principal, action, resource) when { context.arguments has amount && context.arguments.amount > 1000 };';
+
+/** Steps that `forbidWhen` adds around its condition: `(` of the scope, `when` and `{`. */
+const FORBID_WHEN_STEPS = 3;
 
 function forbidWhen(condition: string): string {
   return `forbid(principal, action, resource) when { ${condition} };`;
@@ -59,19 +62,20 @@ test('nesting over the limit is rejected', () => {
   assert.equal(result.errors[0]?.column, 44 + MAX_NESTING_DEPTH - 1, 'the column of the bracket over the limit');
 });
 
-test('operators at the limit compile', () => {
-  const policySet = cedarSet(compile(forbidWhen(chain(MAX_OPERATORS_PER_POLICY - 1))));
+test('steps at the limit compile', () => {
+  const policySet = cedarSet(compile(forbidWhen(chain(MAX_STEPS_PER_POLICY - FORBID_WHEN_STEPS))));
   assert.equal(decisionFor(policySet, 5), 'forbid');
 });
 
-test('operators over the limit are rejected', () => {
-  const result = compile(forbidWhen(chain(MAX_OPERATORS_PER_POLICY + 1)));
+test('steps over the limit are rejected', () => {
+  const result = compile(forbidWhen(chain(MAX_STEPS_PER_POLICY - FORBID_WHEN_STEPS + 1)));
   assert.ok(!result.ok);
-  assert.match(result.errors[0]?.message ?? '', /more than 128 operators\. Split its conditions into several policies\./);
+  assert.match(result.errors[0]?.message ?? '', /more than 128 operators, brackets and clauses\. Split its conditions into several policies\./);
 });
 
 test('limits count per policy', () => {
-  const nearLimit = forbidWhen(chain(MAX_OPERATORS_PER_POLICY - 1));
+  // One step less, for the `(` of the second policy's @id annotation.
+  const nearLimit = forbidWhen(chain(MAX_STEPS_PER_POLICY - FORBID_WHEN_STEPS - 1));
   const policySet = cedarSet(compile(`${nearLimit}\n${nearLimit.replace('forbid(', '@id("second")\nforbid(')}`));
   assert.equal(policySet.policyIds.length, 2);
 });
@@ -100,6 +104,9 @@ test('overflowing policies leave Cedar working', () => {
     forbidWhen(`${'{a:'.repeat(200)}1${'}'.repeat(200)} has a`),
     forbidWhen(`${'if true then '.repeat(400)}true${' else false'.repeat(400)}`),
     forbidWhen(`${Array.from({ length: 400 }, () => '1').join(' + ')} > 0`),
+    forbidWhen(`context${'["a"]'.repeat(2000)}`),
+    // This one compiled, and the first evaluation overflowed.
+    `forbid(principal, action, resource)${' unless {false}'.repeat(400)};`,
   ];
   for (const source of overflowing) {
     const result = compile(source);
