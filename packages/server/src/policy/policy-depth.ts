@@ -15,9 +15,9 @@
 export const MAX_NESTING_DEPTH = 32;
 
 /**
- * Maximum number of steps in one policy, where a step is anything that can add a level to the
- * parsed expression: an operator, a member access (`.`), an opening bracket (so an index `["a"]`
- * counts), and the keywords `if`, `in`, `has`, `like`, `is`, `when` and `unless`.
+ * Maximum number of steps in one policy. A step is anything that can add a level to the parsed
+ * expression: an operator, a member access (`.`), an opening bracket (so an index `["a"]` counts),
+ * or one of the keywords `if`, `in`, `has`, `like`, `is`, `when` and `unless`.
  */
 export const MAX_STEPS_PER_POLICY = 128;
 

@@ -52,6 +52,32 @@ async function deniedChecks(world: World): Promise<unknown[]> {
     .map((entry) => (entry.reason as Record<string, unknown>).detail);
 }
 
+/** A gateway call that the token's detail does not cover, and the description its rejection must have. */
+interface RejectedCall {
+  path: string;
+  method: string;
+  body?: string;
+  description: RegExp;
+}
+
+/**
+ * Sends each call with the token and checks that it is rejected as `access_denied` with its
+ * description, that none reached the upstream, and that a `gateway.denied` entry names `check`.
+ */
+async function assertRejected(world: World, token: string, calls: RejectedCall[], check: string): Promise<void> {
+  const before = upstream.received.length;
+  for (const call of calls) {
+    const label = `${call.method} ${call.path}`;
+    const response = await callGateway(server, world, call.path, { method: call.method, token, ...(call.body === undefined ? {} : { body: call.body }) });
+    assert.equal(response.status, 403, label);
+    const { error, description } = await errorOf(response);
+    assert.equal(error, 'access_denied', label);
+    assert.match(description, call.description, label);
+  }
+  assert.equal(upstream.received.length, before, 'nothing reached the upstream');
+  assert.ok((await deniedChecks(world)).includes(check), `the audit entry names ${check}`);
+}
+
 describe('bound path and query at the gateway', () => {
   // `purge` is DELETE /items/archive and needs the person's approval.
   const APPROVED = { action: 'purge', method: 'DELETE', path: '/items/archive/4?force=true' };
@@ -74,29 +100,13 @@ describe('bound path and query at the gateway', () => {
   });
 
   test('bound path mismatch refused', async () => {
-    const before = upstream.received.length;
-    for (const path of ['/items/archive/5?force=true', '/items/archive/4/x?force=true', '/items/archive?force=true']) {
-      const response = await callGateway(server, world, path, { method: 'DELETE', token });
-      assert.equal(response.status, 403, path);
-      const { error, description } = await errorOf(response);
-      assert.equal(error, 'access_denied', path);
-      assert.match(description, /path differs from the path the person approved/, path);
-    }
-    assert.equal(upstream.received.length, before, 'nothing reached the upstream');
-    assert.ok((await deniedChecks(world)).includes('path_mismatch'), 'the audit entry names the mismatch');
+    const paths = ['/items/archive/5?force=true', '/items/archive/4/x?force=true', '/items/archive?force=true'];
+    await assertRejected(world, token, paths.map((path) => ({ path, method: 'DELETE', description: /path differs from the path the person approved/ })), 'path_mismatch');
   });
 
   test('bound query mismatch refused', async () => {
-    const before = upstream.received.length;
-    for (const path of ['/items/archive/4', '/items/archive/4?force=false', '/items/archive/4?force=true&all=1', '/items/archive/4?force=%74rue', '/items/archive/4?FORCE=true']) {
-      const response = await callGateway(server, world, path, { method: 'DELETE', token });
-      assert.equal(response.status, 403, path);
-      const { error, description } = await errorOf(response);
-      assert.equal(error, 'access_denied', path);
-      assert.match(description, /query differs from the query the person approved/, path);
-    }
-    assert.equal(upstream.received.length, before, 'nothing reached the upstream');
-    assert.ok((await deniedChecks(world)).includes('query_mismatch'));
+    const paths = ['/items/archive/4', '/items/archive/4?force=false', '/items/archive/4?force=true&all=1', '/items/archive/4?force=%74rue', '/items/archive/4?FORCE=true'];
+    await assertRejected(world, token, paths.map((path) => ({ path, method: 'DELETE', description: /query differs from the query the person approved/ })), 'query_mismatch');
   });
 
   test('exact match allowed once', async () => {
@@ -126,16 +136,8 @@ describe('bound method at the gateway', () => {
   });
 
   test('bound method mismatch refused', async () => {
-    const before = upstream.received.length;
-    for (const method of ['POST', 'GET', 'DELETE']) {
-      const response = await callGateway(server, world, '/echo/doc?v=1', { method, token, ...(method === 'GET' ? {} : { body: '{}' }) });
-      assert.equal(response.status, 403, method);
-      const { error, description } = await errorOf(response);
-      assert.equal(error, 'access_denied', method);
-      assert.match(description, new RegExp(`method ${method} differs from PUT`), method);
-    }
-    assert.equal(upstream.received.length, before, 'nothing reached the upstream');
-    assert.ok((await deniedChecks(world)).includes('method_mismatch'));
+    const calls = ['POST', 'GET', 'DELETE'].map((method) => ({ path: '/echo/doc?v=1', method, ...(method === 'GET' ? {} : { body: '{}' }), description: new RegExp(`method ${method} differs from PUT`) }));
+    await assertRejected(world, token, calls, 'method_mismatch');
   });
 
   test('bound method and path pass', async () => {

@@ -6,7 +6,7 @@
  * request's arguments through a getter, and the getter stores a string in a field that held only
  * numbers, which the optimized code relied on. V8 must then deoptimize a frame that is inside the
  * Wasm call, and with inlined JS-to-Wasm calls Node.js 20's V8 aborts there with "unreachable code".
- * Prints the last answer as JSON when the process survives.
+ * Prints the decision of the last call and the field's value as JSON when the process survives.
  */
 import { compilePolicy } from '../../src/policy/cedar-compile.ts';
 import { buildCedarSchema } from '../../src/policy/cedar-schema.ts';
