@@ -1,6 +1,7 @@
 import { canonicalJson } from '../util/canonical-json.ts';
 import { jsonContentTypeProblem } from '../policy/json-arguments.ts';
 import { sha256Hex } from '../store/ids.ts';
+import { mediaTypeEssence } from '../http/media-type.ts';
 
 /** Deepest nesting of objects and arrays that a JSON body may have and still be bound by its canonical form. */
 export const MAX_JSON_DEPTH = 64;
@@ -64,10 +65,6 @@ export function isJsonMediaType(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
   const essence = mediaTypeEssence(contentType);
   return essence === 'application/json' || /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(essence);
-}
-
-function mediaTypeEssence(contentType: string): string {
-  return (contentType.split(';')[0] ?? '').trim().toLowerCase();
 }
 
 interface ObjectFrame {

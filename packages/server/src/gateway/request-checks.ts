@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { findCredentialParameter, normalizeParameterName, readParameterNames } from '../http/query-parameters.ts';
 import { InvalidRequest, OAuthError } from '../oauth/errors.ts';
 import { parseMediaType } from '../policy/json-arguments.ts';
+import { mediaTypeEssence } from '../http/media-type.ts';
 
 /**
  * Request fields that make a server treat a request as another method or another path than
@@ -120,7 +121,7 @@ export class OverrideRejected extends InvalidRequest {
  */
 function bodyFieldNames(body: Buffer, contentType: string | undefined): string[] {
   if (body.length === 0 || contentType === undefined) return [];
-  const mediaType = mediaTypeOf(contentType);
+  const mediaType = mediaTypeEssence(contentType);
 
   if (mediaType === 'application/x-www-form-urlencoded') return formTexts(body, contentType).flatMap((text) => readParameterNames(text));
   if (mediaType.startsWith('multipart/')) return multipartFieldNames(body);
@@ -190,11 +191,6 @@ function withoutCharsetAndLanguage(value: string): string {
 /** Tells whether the body is a form: URL-encoded or multipart. */
 function isFormBody(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
-  const mediaType = mediaTypeOf(contentType);
+  const mediaType = mediaTypeEssence(contentType);
   return mediaType === 'application/x-www-form-urlencoded' || mediaType.startsWith('multipart/');
-}
-
-/** Returns the media type of a Content-Type value in lower case, without parameters. */
-function mediaTypeOf(contentType: string): string {
-  return contentType.split(';')[0]?.trim().toLowerCase() ?? '';
 }

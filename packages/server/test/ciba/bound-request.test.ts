@@ -136,7 +136,11 @@ describe('bound method at the gateway', () => {
   });
 
   test('bound method mismatch refused', async () => {
-    const calls = ['POST', 'GET', 'DELETE'].map((method) => ({ path: '/echo/doc?v=1', method, ...(method === 'GET' ? {} : { body: '{}' }), description: new RegExp(`method ${method} differs from PUT`) }));
+    const calls: RejectedCall[] = [];
+    for (const method of ['POST', 'GET', 'DELETE']) {
+      const description = new RegExp(`method ${method} differs from PUT`);
+      calls.push(method === 'GET' ? { path: '/echo/doc?v=1', method, description } : { path: '/echo/doc?v=1', method, body: '{}', description });
+    }
     await assertRejected(world, token, calls, 'method_mismatch');
   });
 
